@@ -1,0 +1,1 @@
+"""Calibration data and post-training quantization recipes (installed as `edgex.calibration`)."""

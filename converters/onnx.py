@@ -1,0 +1,190 @@
+"""Keras/SavedModel -> ONNX with tf2onnx; int8 by ONNX Runtime's QDQ quantizer with edgex's ranges.
+
+ORT's own calibrators keep every intermediate output in memory (about 49 GB for 300 Xception
+images) and take a global min/max that one outlier image can stretch. Here each activation's
+range is collected image by image from a model augmented with ReduceMin/ReduceMax outputs,
+reduced with an outlier-robust estimator, and handed to `quantize_static` as a calibration cache.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from edgex.calibration.dataset import CalibrationSet
+from edgex.calibration.ranges import RangeCollector
+from edgex.calibration.recipes import onnx_recipe
+from edgex.converters.base import ArtifactFiles, ConvertOptions
+
+from edgex.errors import DataError, EdgexError
+from edgex.sources import Source
+
+MODEL_FILE = "model.onnx"
+_RANGE_SUFFIX = ("__edgex_min", "__edgex_max")
+
+
+def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
+            progress=None) -> ArtifactFiles:
+    import onnx
+
+    timings: dict[str, float] = {}
+    out = staging / MODEL_FILE
+    with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        start = time.perf_counter()
+        export_with_tf2onnx(source.saved_model(), fp32, options.opset)
+        timings["tf2onnx"] = time.perf_counter() - start
+        recipe = None
+        if options.precision == "int8":
+            if calib is None:
+                raise EdgexError("int8 needs calibration images")
+            recipe = onnx_recipe(options.range_estimator)
+            start = time.perf_counter()
+            quantize_int8(fp32, out, calib, recipe, Path(tmp), progress)
+            timings["quantize"] = time.perf_counter() - start
+        else:
+            fp32.replace(out)
+        model = onnx.load(str(out))
+        set_metadata(model, source, recipe.to_dict() if recipe else None)
+        onnx.save(model, str(out))
+        onnx.checker.check_model(str(out), full_check=True)
+    return ArtifactFiles(
+        model=out,
+        files=[out],
+        inputs=_describe(model.graph.input, model),
+        outputs=_describe(model.graph.output, model),
+        recipe=recipe.to_dict() if recipe else None,
+        timings_s=timings,
+    )
+
+
+def export_with_tf2onnx(saved_model: Path, out: Path, opset: int) -> None:
+    """Run tf2onnx's documented CLI in a child process: its TF graph state and logs stay out of ours."""
+    cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model), "--output", str(out),
+           "--opset", str(opset), "--signature_def", "serving_default"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_quiet_env())
+    if done.returncode != 0 or not out.is_file():
+        tail = " | ".join(done.stderr.strip().splitlines()[-3:])
+        raise DataError(f"tf2onnx could not convert {saved_model}: {tail}")
+
+
+def _quiet_env() -> dict:
+    import os
+
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    return env
+
+
+def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Path, progress=None) -> None:
+    """Static QDQ int8 with per-channel weights and streaming, outlier-robust activation ranges."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    prepared = tmp / "prepared.onnx"
+    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+    ranges = collect_ranges(prepared, calib, recipe.range_estimator, tmp, progress)
+    cache = tmp / "ranges.json"
+    data = {name: (np.float32(lo), np.float32(hi)) for name, (lo, hi) in ranges.items()}
+    save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), cache)
+    qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
+    quantize_static(
+        str(prepared),
+        str(out),
+        calibration_data_reader=None,
+        calibration_cache_path=str(cache),
+        quant_format=QuantFormat.QDQ,
+        per_channel=recipe.per_channel_weights,
+        activation_type=qtype[recipe.activation_type],
+        weight_type=qtype[recipe.weight_type],
+        calibrate_method=CalibrationMethod.MinMax,
+        extra_options={"ActivationSymmetric": False, "WeightSymmetric": recipe.symmetric_weights},
+    )
+
+
+def collect_ranges(model_path: Path, calib: CalibrationSet, method: str, tmp: Path,
+                   progress=None) -> dict[str, tuple[float, float]]:
+    """Per-image min/max of every float activation, one image at a time, reduced by `method`."""
+    import onnx
+    import onnxruntime as ort
+
+    model = onnx.load(str(model_path))
+    augmented, names = _augment_with_range_outputs(model)
+    path = tmp / "augmented.onnx"
+    onnx.save(augmented, str(path))
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    outputs = [n + s for n in names for s in _RANGE_SUFFIX]
+    collector = RangeCollector(method)
+    for sample in calib.samples():
+        values = session.run(outputs, {input_name: sample})
+        for i, name in enumerate(names):
+            collector.observe(name, values[2 * i], values[2 * i + 1])
+        if progress is not None:
+            progress()
+    return collector.ranges()
+
+
+def _augment_with_range_outputs(model):
+    """Copy of `model` with a ReduceMin and ReduceMax output for each float tensor."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    inferred = onnx.shape_inference.infer_shapes(model)
+    float_tensors = {
+        vi.name
+        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
+        if vi.type.tensor_type.elem_type == TensorProto.FLOAT
+    }
+    initializers = {init.name for init in model.graph.initializer}
+    names = []
+    for node in model.graph.node:
+        for name in node.output:
+            if name in float_tensors and name not in initializers and name not in names:
+                names.append(name)
+    names = [i.name for i in model.graph.input if i.name not in initializers] + names
+    graph = model.graph
+    for name in names:
+        for op, suffix in zip(("ReduceMin", "ReduceMax"), _RANGE_SUFFIX, strict=True):
+            graph.node.append(helper.make_node(op, [name], [name + suffix], keepdims=0))
+            graph.output.append(helper.make_tensor_value_info(name + suffix, TensorProto.FLOAT, []))
+    return model, names
+
+
+def set_metadata(model, source: Source, recipe: dict | None) -> None:
+    """Preprocessing, classes and recipe in ONNX metadata_props, readable by any ONNX tool."""
+    import json
+
+    entries = {
+        "edgex.preprocess": source.preprocess.to_json(),
+        "edgex.classes": json.dumps(source.classes),
+        "edgex.source_sha256": source.describe()["sha256"],
+    }
+    if recipe:
+        entries["edgex.recipe"] = json.dumps(recipe)
+    del model.metadata_props[:]
+    for key, value in entries.items():
+        prop = model.metadata_props.add()
+        prop.key, prop.value = key, value
+
+
+def _describe(values, model) -> list[dict]:
+    from onnx import helper
+
+    initializers = {init.name for init in model.graph.initializer}
+    out = []
+    for vi in values:
+        if vi.name in initializers:
+            continue
+        tt = vi.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
+        out.append({"name": vi.name, "shape": shape,
+                    "dtype": helper.tensor_dtype_to_np_dtype(tt.elem_type).name})
+    return out

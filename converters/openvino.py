@@ -1,0 +1,74 @@
+"""Keras/SavedModel -> OpenVINO IR; fp16 by weight compression, int8 by NNCF post-training quantization."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from edgex.calibration.dataset import CalibrationSet
+from edgex.calibration.recipes import openvino_recipe
+from edgex.converters.base import ArtifactFiles, ConvertOptions
+
+from edgex.errors import DataError, EdgexError
+from edgex.sources import Source
+
+MODEL_FILE = "model.xml"
+
+
+class _Replayable:
+    """An iterable NNCF can walk more than once (statistics, then bias correction), decoding lazily."""
+
+    def __init__(self, calib: CalibrationSet, progress=None):
+        self.calib, self.progress = calib, progress
+
+    def __iter__(self):
+        for sample in self.calib.samples():
+            if self.progress is not None:
+                self.progress()
+            yield sample
+
+    def __len__(self) -> int:
+        return len(self.calib)
+
+
+def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
+            progress=None) -> ArtifactFiles:
+    import openvino as ov
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    try:
+        model = ov.convert_model(str(source.saved_model()))
+    except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
+        raise DataError(f"OpenVINO could not convert {source.path}: {exc}") from exc
+    timings["convert_model"] = time.perf_counter() - start
+    recipe = None
+    if options.precision == "int8":
+        if calib is None:
+            raise EdgexError("int8 needs calibration images")
+        import nncf
+
+        recipe = openvino_recipe(options.range_estimator)
+        start = time.perf_counter()
+        model = nncf.quantize(model, nncf.Dataset(_Replayable(calib, progress)), subset_size=len(calib))
+        timings["quantize"] = time.perf_counter() - start
+    model.set_rt_info(source.preprocess.to_json(), ["edgex", "preprocess"])
+    model.set_rt_info(json.dumps(source.classes), ["edgex", "classes"])
+    if recipe:
+        model.set_rt_info(json.dumps(recipe.to_dict()), ["edgex", "recipe"])
+    out = staging / MODEL_FILE
+    ov.save_model(model, str(out), compress_to_fp16=options.precision == "fp16")
+    return ArtifactFiles(
+        model=out,
+        files=[out, out.with_suffix(".bin")],
+        inputs=[_describe(p) for p in model.inputs],
+        outputs=[_describe(p) for p in model.outputs],
+        recipe=recipe.to_dict() if recipe else None,
+        timings_s=timings,
+    )
+
+
+def _describe(port) -> dict:
+    return {"name": port.get_any_name(), "shape": str(port.get_partial_shape()),
+            "dtype": port.get_element_type().get_type_name()}

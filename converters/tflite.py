@@ -1,0 +1,160 @@
+"""Keras/SavedModel -> TFLite (LiteRT): fp32, fp16, dynamic-range and full-integer int8.
+
+TFLiteConverter's calibrator keeps a global min/max per tensor, so one outlier image in the
+representative set can stretch Xception's middle-flow ranges ~3x and wreck int8 accuracy
+(0.16 top-1 on the clothing model). edgex runs the converter's calibrate-only step, replaces
+every recorded range with its own outlier-robust estimate collected image by image, then runs
+the same MLIR quantizer the converter would have run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from edgex.calibration.dataset import CalibrationSet
+from edgex.calibration.ranges import RangeCollector
+from edgex.calibration.recipes import tflite_recipe
+from edgex.converters.base import ArtifactFiles, ConvertOptions
+
+from edgex.errors import DataError, EdgexError
+from edgex.sources import Source, quiet_tensorflow
+
+MODEL_FILE = "model.tflite"
+METADATA_NAME = "edgex"
+# The converter only needs to see every tensor once to record a range edgex then replaces.
+_CONVERTER_CALIBRATION_SAMPLES = 2
+
+
+def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
+            progress=None) -> ArtifactFiles:
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    timings: dict[str, float] = {}
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model()))
+    recipe = None
+    start = time.perf_counter()
+    if options.precision == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif options.precision == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif options.precision == "int8":
+        if calib is None:
+            raise EdgexError("int8 needs calibration images")
+        recipe = tflite_recipe(options.range_estimator)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.representative_dataset = lambda: (
+            [s] for s in calib.batches(1, calib.files[:_CONVERTER_CALIBRATION_SAMPLES])
+        )
+        converter._experimental_calibrate_only = True  # noqa: SLF001 (documented two-step quantization)
+    try:
+        flat = converter.convert()
+        timings["convert"] = time.perf_counter() - start
+        if recipe is not None:
+            start = time.perf_counter()
+            flat = apply_robust_ranges(flat, calib, recipe.range_estimator, progress)
+            timings["calibrate"] = time.perf_counter() - start
+            start = time.perf_counter()
+            io_type = tf.float32 if options.float_io else tf.int8
+            from tensorflow.lite.python.convert import mlir_quantize
+
+            flat = mlir_quantize(flat, disable_per_channel=False, input_data_type=io_type,
+                                 output_data_type=io_type)
+            timings["quantize"] = time.perf_counter() - start
+    except (ValueError, RuntimeError) as exc:
+        raise DataError(f"TFLiteConverter could not convert {source.path}: {exc}") from exc
+    flat = add_metadata(flat, {"preprocess": source.preprocess.to_dict(), "classes": source.classes,
+                               "recipe": recipe.to_dict() if recipe else None})
+    out = staging / MODEL_FILE
+    out.write_bytes(flat)
+    inputs, outputs = describe(out)
+    return ArtifactFiles(model=out, files=[out], inputs=inputs, outputs=outputs,
+                         recipe=recipe.to_dict() if recipe else None, timings_s=timings)
+
+
+def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, progress=None) -> bytes:
+    """Replace the converter's global min/max of every calibrated tensor with edgex's estimate."""
+    import tensorflow as tf
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
+    graph = model.subgraphs[0]
+    targets = {i: t for i, t in enumerate(graph.tensors)
+               if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min)}
+    interpreter = tf.lite.Interpreter(model_content=bytes(calibrated), num_threads=None,
+                                      experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    input_index = interpreter.get_input_details()[0]["index"]
+    collector = RangeCollector(method)
+    for sample in calib.samples():
+        interpreter.set_tensor(input_index, sample)
+        interpreter.invoke()
+        for index in targets:
+            try:
+                value = interpreter.get_tensor(index)
+            except ValueError:
+                continue  # tensors with no data (e.g. optional inputs)
+            if value.size:
+                collector.observe_array(str(index), value)
+        if progress is not None:
+            progress()
+    ranges = collector.ranges()
+    replaced = 0
+    for index, tensor in targets.items():
+        if str(index) in ranges:
+            lo, hi = ranges[str(index)]
+            tensor.quantization.min = np.asarray([lo], np.float32)
+            tensor.quantization.max = np.asarray([hi], np.float32)
+            replaced += 1
+    if not replaced:
+        raise DataError("TFLite calibration recorded no tensor ranges")
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def add_metadata(flat: bytes, payload: dict) -> bytes:
+    """Store edgex's JSON (preprocessing, classes, recipe) as a named TFLite model metadata buffer."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flat))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(payload).encode(), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME.encode()] + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def read_metadata(path: Path) -> dict | None:
+    """The edgex metadata of a .tflite file, or None."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for entry in model.metadata or []:
+        if entry.name in (METADATA_NAME, METADATA_NAME.encode()):
+            return json.loads(bytes(model.buffers[entry.buffer].data).decode())
+    return None
+
+
+def describe(path: Path) -> tuple[list[dict], list[dict]]:
+    import tensorflow as tf
+
+    interpreter = tf.lite.Interpreter(model_path=str(path))
+
+    def one(detail: dict) -> dict:
+        scale, zero_point = detail["quantization"]
+        entry = {"name": detail["name"], "shape": [int(d) for d in detail["shape"]],
+                 "dtype": np.dtype(detail["dtype"]).name}
+        if scale:
+            entry["quantization"] = {"scale": float(scale), "zero_point": int(zero_point)}
+        return entry
+
+    return ([one(d) for d in interpreter.get_input_details()],
+            [one(d) for d in interpreter.get_output_details()])

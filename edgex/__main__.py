@@ -1,0 +1,3 @@
+from edgex.cli import main
+
+raise SystemExit(main())

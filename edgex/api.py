@@ -1,0 +1,79 @@
+"""The public Python API: small, like NNCF's `quantize(model, dataset)`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgex.calibration.dataset import DEFAULT_CALIB_SIZE, DEFAULT_SEED
+from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
+from edgex.errors import UsageError
+from edgex.parity import Thresholds
+from edgex.pipeline import ConvertRequest, run_convert
+from edgex.progress import Reporter
+
+
+def convert(
+    model: str | Path | None = None,
+    target: str = "all",
+    *,
+    int8: bool = False,
+    fp16: bool = False,
+    dynamic: bool = False,
+    calib_data: str | Path | None = None,
+    parity_data: str | Path | None = None,
+    calib_size: int = DEFAULT_CALIB_SIZE,
+    calib_method: str = DEFAULT_RANGE_ESTIMATOR,
+    seed: int = DEFAULT_SEED,
+    output: str | Path = "edgex-out",
+    interpolation: str | None = None,
+    input_size: tuple[int, int] | None = None,
+    crop_fraction: float | None = None,
+    mean: tuple[float, float, float] | None = None,
+    std: tuple[float, float, float] | None = None,
+    layout: str | None = None,
+    float_io: bool = False,
+    trust_model: bool = False,
+    min_agreement: float | None = None,
+    min_cosine: float | None = None,
+    classes: list[str] | None = None,
+    reporter: Reporter | None = None,
+) -> list[dict]:
+    """Convert a Keras Xception (None: the embedded kitchenware model) to verified artifacts.
+
+    Returns one dict per artifact (target, precision, path, parity, size_bytes). Raises an
+    `edgex.errors.EdgexError` subclass on failure; `GateError` carries `.results`.
+    """
+    chosen = [name for name, on in (("int8", int8), ("fp16", fp16), ("dynamic", dynamic)) if on]
+    if len(chosen) > 1:
+        raise UsageError(f"choose one precision, not {' and '.join(chosen)}")
+    precision = chosen[0] if chosen else "fp32"
+    overrides = {"interpolation": interpolation, "crop_fraction": crop_fraction, "layout": layout,
+                 "mean": tuple(mean) if mean else None, "std": tuple(std) if std else None}
+    if input_size is not None:
+        overrides["height"], overrides["width"] = input_size
+    thresholds = None
+    if min_agreement is not None or min_cosine is not None:
+        from edgex.parity import DEFAULT_THRESHOLDS
+
+        base = DEFAULT_THRESHOLDS[precision]
+        thresholds = Thresholds(
+            min_agreement=base.min_agreement if min_agreement is None else min_agreement,
+            min_cosine=base.min_cosine if min_cosine is None else min_cosine,
+        )
+    request = ConvertRequest(
+        model=Path(model) if model is not None else None,
+        target=target,
+        precision=precision,
+        calib_data=Path(calib_data) if calib_data is not None else None,
+        parity_data=Path(parity_data) if parity_data is not None else None,
+        calib_size=calib_size,
+        seed=seed,
+        calib_method=calib_method,
+        preprocess_overrides={k: v for k, v in overrides.items() if v is not None},
+        output=Path(output),
+        float_io=float_io,
+        trust_model=trust_model,
+        thresholds=thresholds,
+        classes=classes,
+    )
+    return run_convert(request, reporter)

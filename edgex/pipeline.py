@@ -1,0 +1,185 @@
+"""The convert pipeline: source -> calibration -> converter -> parity gate -> manifest -> atomic publish."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgex import __version__
+from edgex.artifact import artifact_dir, describe_files, publish, staged
+from edgex.calibration.dataset import DEFAULT_CALIB_SIZE, DEFAULT_PARITY_SIZE, DEFAULT_SEED, CalibrationSet
+from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
+from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets
+from edgex.converters.base import ConvertOptions
+from edgex.errors import GateError, MissingInputError, UsageError
+from edgex.parity import DEFAULT_THRESHOLDS, Thresholds, compare, failures
+from edgex.progress import Reporter
+from edgex.runtimes import open_runtime
+from edgex.sources import Source, default_calibration_dir, load_source
+from edgex.versions import tool_versions
+
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+_SYNTHETIC_PARITY_IMAGES = 8
+
+
+@dataclass
+class ConvertRequest:
+    """Everything `edgex convert` was asked to do (CLI flags and API arguments alike)."""
+
+    model: Path | None = None
+    target: str = "all"
+    precision: str = "fp32"
+    calib_data: Path | None = None
+    parity_data: Path | None = None
+    calib_size: int = DEFAULT_CALIB_SIZE
+    seed: int = DEFAULT_SEED
+    calib_method: str = DEFAULT_RANGE_ESTIMATOR
+    preprocess_overrides: dict = field(default_factory=dict)
+    output: Path = Path("edgex-out")
+    float_io: bool = False
+    trust_model: bool = False
+    thresholds: Thresholds | None = None
+    parity_size: int = DEFAULT_PARITY_SIZE
+    threads: int | None = None
+    classes: list[str] | None = None
+
+
+def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> list[dict]:
+    """Build, verify and publish every requested artifact; raise GateError if any fails parity."""
+    reporter = reporter or Reporter()
+    if request.precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {request.precision!r}", f"Use one of: {', '.join(PRECISIONS)}.")
+    targets = resolve_targets(request.target)
+    for info in targets:
+        if request.precision not in info.precisions:
+            raise UsageError(f"{info.name} has no {request.precision} precision",
+                             f"{info.name} builds: {', '.join(info.precisions)}.")
+        check_installed(info)
+
+    started = time.perf_counter()
+    reporter.info(f"loading model {request.model or '(embedded default: kitchenware Xception)'}")
+    source = load_source(request.model, trust_model=request.trust_model, classes=request.classes)
+    source.preprocess = source.preprocess.replace(**request.preprocess_overrides)
+    load_s = time.perf_counter() - started
+    try:
+        calib, parity_inputs = _calibration(request, source)
+        with reporter.task("source model on parity images", len(parity_inputs[0])) as advance:
+            reference = _predict(source.predict, parity_inputs[0], advance)
+        results = [
+            _build_one(info, request, source, calib, parity_inputs, reference, reporter, load_s)
+            for info in targets
+        ]
+    finally:
+        source.close()
+    failed = [r for r in results if r["status"] != "ok"]
+    if failed:
+        detail = "; ".join(f"{r['target']}-{r['precision']}: {r['error']}" for r in failed)
+        error = GateError(f"parity gate failed for {detail}",
+                          "Check the calibration images and preprocessing, or relax --min-agreement/--min-cosine.")
+        error.results = results
+        raise error
+    return results
+
+
+def _calibration(request: ConvertRequest, source: Source):
+    """The calibration set (int8 only) and the parity inputs: (batches, description)."""
+    calib_dir = request.calib_data
+    if calib_dir is None and request.model is None:
+        calib_dir = default_calibration_dir()
+    calib = None
+    if calib_dir is not None:
+        size = request.calib_size if request.precision == "int8" else 0
+        calib = CalibrationSet.from_folder(Path(calib_dir), source.preprocess, size=max(size, 0) or 1,
+                                           seed=request.seed, parity_size=request.parity_size)
+        if request.precision != "int8":
+            # Nothing to calibrate: every image found can serve the parity check.
+            calib.parity_files = (calib.files + calib.parity_files)[: request.parity_size]
+            calib.parity_overlaps_calibration = False
+    elif request.precision == "int8":
+        raise MissingInputError("int8 needs calibration images", "Pass --calib-data DIR (a few hundred images).")
+    if request.parity_data is not None:
+        held = CalibrationSet.from_folder(Path(request.parity_data), source.preprocess, size=request.parity_size,
+                                          seed=request.seed, parity_size=0)
+        images = [source.preprocess.load(p) for p in held.files]
+        desc = {"kind": "images", "root": str(request.parity_data), "count": len(images),
+                "overlaps_calibration": False}
+    elif calib is not None:
+        images = [source.preprocess.load(p) for p in calib.parity_files]
+        desc = {"kind": "images", "count": len(images),
+                "overlaps_calibration": calib.parity_overlaps_calibration}
+    else:
+        rng = np.random.default_rng(request.seed)
+        from PIL import Image
+
+        images = [source.preprocess.apply(Image.fromarray(rng.integers(0, 256, (source.preprocess.height,
+                  source.preprocess.width, 3), dtype=np.uint8))) for _ in range(_SYNTHETIC_PARITY_IMAGES)]
+        desc = {"kind": "synthetic noise images (pass --calib-data for real ones)", "count": len(images)}
+    return (calib if request.precision == "int8" else None), (images, desc)
+
+
+def _predict(fn, images: list[np.ndarray], advance) -> np.ndarray:
+    out = []
+    for image in images:
+        out.append(fn(image[None]))
+        advance()
+    return np.concatenate(out)
+
+
+def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib: CalibrationSet | None,
+               parity_inputs, reference: np.ndarray, reporter: Reporter, load_s: float) -> dict:
+    precision = request.precision
+    destination = artifact_dir(request.output, source.name, info.name, precision)
+    converter = load_converter(info)
+    options = ConvertOptions(precision=precision, range_estimator=request.calib_method,
+                             float_io=request.float_io)
+    thresholds = request.thresholds or DEFAULT_THRESHOLDS[precision]
+    result = {"target": info.name, "precision": precision, "path": str(destination)}
+    with staged(destination) as staging:
+        started = time.perf_counter()
+        steps = len(calib) if calib is not None else None
+        with reporter.task(f"{info.name} {precision}: converting", steps) as advance:
+            files = converter.convert(source, staging, options, calib, progress=advance)
+        convert_s = time.perf_counter() - started
+        started = time.perf_counter()
+        with reporter.task(f"{info.name} {precision}: parity check", len(parity_inputs[0])) as advance:
+            runtime = open_runtime(info.runtime, files.model, precision, request.threads)
+            candidate = _predict(runtime.run, parity_inputs[0], advance)
+        metrics = compare(reference, candidate)
+        parity = {**metrics, "inputs": parity_inputs[1], "thresholds": thresholds.to_dict(),
+                  "runtime": runtime.info}
+        problems = failures(metrics, thresholds)
+        parity["passed"] = not problems
+        manifest = {
+            "edgex_version": __version__,
+            "source": source.describe(),
+            "target": info.name,
+            "precision": precision,
+            "model_file": files.model.name,
+            "files": describe_files(files.files, staging),
+            "inputs": [{**i, "layout": source.preprocess.layout} for i in files.inputs],
+            "outputs": files.outputs,
+            "classes": source.classes,
+            "preprocess": source.preprocess.to_dict(),
+            "calibration": calib.describe() if calib is not None else None,
+            "quantization": files.recipe,
+            "parity": parity,
+            "versions": tool_versions(),
+            "timings_s": {"load_source": round(load_s, 3), **{k: round(v, 3) for k, v in files.timings_s.items()},
+                          "convert_total": round(convert_s, 3),
+                          "parity": round(time.perf_counter() - started, 3)},
+        }
+        result.update(parity={k: parity[k] for k in ("n", "agreement", "max_abs", "mean_abs", "cosine")},
+                      size_bytes=sum(f["bytes"] for f in manifest["files"]))
+        if problems:
+            result.update(status="failed", error=", ".join(problems), path=None)
+            reporter.info(f"[red]✗ {info.name} {precision}: {', '.join(problems)} (not written)[/red]")
+            return result
+        publish(staging, destination, manifest)
+    result["status"] = "ok"
+    reporter.info(f"[green]✓[/green] {info.name} {precision}: {destination} "
+                  f"(agreement {metrics['agree_count']}/{metrics['n']}, cosine {metrics['cosine']:.4f}, "
+                  f"{result['size_bytes'] / 1e6:.1f} MB, {convert_s:.0f} s)")
+    return result

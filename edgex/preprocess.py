@@ -1,0 +1,149 @@
+"""The preprocessing spec that travels with a model, and the one place pixels become tensors.
+
+Calibration, parity checks, evaluation and deployment must all apply exactly the
+same steps, so the spec is written into every artifact's manifest and metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
+LAYOUTS = ("NHWC", "NCHW")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+# A decoded image larger than this is refused rather than exhausting memory.
+MAX_IMAGE_PIXELS = 100_000_000
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """RGB image -> float32 tensor: resize (optionally after a center crop), then (x - mean) / std.
+
+    The Xception default, mean = std = 127.5, maps pixels to [-1, 1].
+    """
+
+    height: int
+    width: int
+    interpolation: str = "bilinear"
+    crop_fraction: float | None = None
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    std: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    channel_order: str = "RGB"
+    layout: str = "NHWC"
+    source: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        from edgex.errors import UsageError
+
+        if self.interpolation not in INTERPOLATIONS:
+            raise UsageError(
+                f"unknown interpolation {self.interpolation!r}", f"Use one of: {', '.join(INTERPOLATIONS)}."
+            )
+        if self.layout not in LAYOUTS:
+            raise UsageError(f"unknown layout {self.layout!r}", f"Use one of: {', '.join(LAYOUTS)}.")
+        if self.channel_order not in ("RGB", "BGR"):
+            raise UsageError(f"unknown channel order {self.channel_order!r}", "Use RGB or BGR.")
+        if self.crop_fraction is not None and not 0.0 < self.crop_fraction <= 1.0:
+            raise UsageError(f"crop fraction {self.crop_fraction} is outside (0, 1]", "Use e.g. 0.875.")
+        if self.height < 1 or self.width < 1:
+            raise UsageError(f"input size {self.height}x{self.width} is not positive")
+        if any(s == 0 for s in self.std):
+            raise UsageError("std must not be zero")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int, int]:
+        """Shape of one preprocessed image as a batch of one."""
+        if self.layout == "NHWC":
+            return (1, self.height, self.width, 3)
+        return (1, 3, self.height, self.width)
+
+    def replace(self, **changes) -> Preprocess:
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        data["formula"] = "x = (resize(crop(rgb_uint8)) - mean) / std"
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocess:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        for key in ("mean", "std"):
+            if key in kwargs:
+                kwargs[key] = tuple(float(v) for v in kwargs[key])
+        return cls(**kwargs)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    # -- pixels -> tensor ---------------------------------------------------------------
+
+    def load(self, path: Path) -> np.ndarray:
+        """Decode one image file into a float32 array of shape (H, W, 3) or (3, H, W)."""
+        return self.apply(read_rgb(path))
+
+    def apply(self, image) -> np.ndarray:
+        """Preprocess a PIL RGB image."""
+        from PIL import Image
+
+        if self.crop_fraction is not None and self.crop_fraction < 1.0:
+            w, h = image.size
+            cw, ch = round(w * self.crop_fraction), round(h * self.crop_fraction)
+            left, top = (w - cw) // 2, (h - ch) // 2
+            image = image.crop((left, top, left + cw, top + ch))
+        resample = {
+            "nearest": Image.Resampling.NEAREST,
+            "bilinear": Image.Resampling.BILINEAR,
+            "bicubic": Image.Resampling.BICUBIC,
+        }[self.interpolation]
+        if image.size != (self.width, self.height):
+            image = image.resize((self.width, self.height), resample)
+        x = np.asarray(image, dtype=np.float32)
+        if self.channel_order == "BGR":
+            x = x[..., ::-1]
+        x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
+        if self.layout == "NCHW":
+            x = x.transpose(2, 0, 1)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def read_rgb(path: Path):
+    """Open an image as 8-bit RGB: EXIF orientation applied; gray, RGBA, palette, CMYK, 16-bit converted."""
+    from PIL import Image, ImageOps
+
+    from edgex.errors import DataError
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+    try:
+        with Image.open(path) as opened:
+            image = ImageOps.exif_transpose(opened)
+            image.load()
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"image {path} is too large to decode safely ({exc})", "Resize it first.") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"cannot decode image {path}: {exc}", "Remove or replace the file.") from exc
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit gray: scale to 8 bits rather than clipping at 255.
+        arr = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if arr.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def find_images(root: Path) -> list[Path]:
+    """All image files below root, recursively, in a stable order."""
+    files = [p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    return sorted(files, key=lambda p: p.relative_to(root).as_posix())

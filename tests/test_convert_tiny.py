@@ -1,0 +1,105 @@
+"""Convert the tiny Xception to every target: parity-checked, manifests complete, metadata embedded."""
+
+import json
+
+import pytest
+from conftest import CLASSES, leftovers, run_edgex
+
+MANIFEST_KEYS = {"edgex_version", "source", "target", "precision", "files", "inputs", "outputs", "classes",
+                 "preprocess", "calibration", "parity", "versions", "timings_s"}
+
+
+@pytest.fixture(scope="module")
+def int8_run(tiny_model, images_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("int8")
+    done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--int8", "--calib-data", images_dir,
+                     "--calib-size", "24", "--output", out, "--json", "-q")
+    assert done.returncode == 0, done.stderr
+    return out, json.loads(done.stdout)
+
+
+def test_int8_all_targets_pass_parity(int8_run):
+    out, summary = int8_run
+    assert summary["ok"] is True
+    assert {r["target"] for r in summary["results"]} == {"onnx", "openvino", "tflite"}
+    for result in summary["results"]:
+        assert result["status"] == "ok"
+        assert result["parity"]["agreement"] >= 0.9
+    assert leftovers(out) == []
+
+
+def test_int8_manifest_is_complete(int8_run, images_dir):
+    out, summary = int8_run
+    for result in summary["results"]:
+        manifest = json.loads((out / "tiny_xception" / f"{result['target']}-int8" / "manifest.json").read_text())
+        assert set(manifest) >= MANIFEST_KEYS
+        assert manifest["classes"] == CLASSES
+        assert manifest["calibration"]["count"] == 24 and manifest["calibration"]["seed"] == 0
+        assert manifest["quantization"]["range_estimator"]
+        assert manifest["preprocess"]["height"] == 96 and manifest["preprocess"]["interpolation"] == "bilinear"
+        assert manifest["parity"]["passed"] and manifest["parity"]["n"] == 8
+        assert len(manifest["source"]["sha256"]) == 64
+        for entry in manifest["files"]:
+            assert (out / "tiny_xception" / f"{result['target']}-int8" / entry["name"]).stat().st_size == entry["bytes"]
+
+
+def test_onnx_int8_is_qdq_with_uint8_activations_and_metadata(int8_run):
+    import onnx
+
+    out, _ = int8_run
+    model = onnx.load(str(out / "tiny_xception" / "onnx-int8" / "model.onnx"))
+    ops = {node.op_type for node in model.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["edgex.preprocess"])["height"] == 96
+    assert json.loads(meta["edgex.classes"]) == CLASSES
+
+
+def test_tflite_int8_has_int8_io_and_metadata(int8_run):
+    from edgex.converters.tflite import read_metadata
+
+    out, _ = int8_run
+    folder = out / "tiny_xception" / "tflite-int8"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["inputs"][0]["dtype"] == "int8" and "quantization" in manifest["inputs"][0]
+    assert manifest["outputs"][0]["dtype"] == "int8"
+    assert read_metadata(folder / "model.tflite")["classes"] == CLASSES
+
+
+def test_openvino_int8_has_fake_quantize_and_rt_info(int8_run):
+    import openvino as ov
+
+    out, _ = int8_run
+    model = ov.Core().read_model(str(out / "tiny_xception" / "openvino-int8" / "model.xml"))
+    assert any(op.get_type_name() == "FakeQuantize" for op in model.get_ops())
+    assert json.loads(str(model.get_rt_info(["edgex", "classes"]))) == CLASSES
+
+
+def test_fp32_all_targets_match_closely_and_ran_in_f32(tiny_model, images_dir, tmp_path):
+    done = run_edgex("convert", "--model", tiny_model, "--calib-data", images_dir, "--output", tmp_path,
+                     "--json", "-q")
+    assert done.returncode == 0, done.stderr
+    for result in json.loads(done.stdout)["results"]:
+        assert result["parity"]["agreement"] == 1.0
+        assert result["parity"]["max_abs"] < 1e-3
+    manifest = json.loads((tmp_path / "tiny_xception" / "openvino-fp32" / "manifest.json").read_text())
+    assert manifest["parity"]["runtime"]["inference_precision"] == "f32"
+
+
+def test_tflite_float_variants_and_preprocess_override(tiny_model, images_dir, tmp_path):
+    for flag in ("--fp16", "--dynamic"):
+        done = run_edgex("convert", "--model", tiny_model, "--target", "tflite", flag, "--calib-data",
+                         images_dir, "--interpolation", "nearest", "--output", tmp_path, "-q")
+        assert done.returncode == 0, done.stderr
+        manifest = json.loads((tmp_path / "tiny_xception" / f"tflite-{flag[2:]}" / "manifest.json").read_text())
+        assert manifest["preprocess"]["interpolation"] == "nearest"
+
+
+def test_rerun_replaces_the_artifact_atomically(tiny_model, images_dir, tmp_path):
+    args = ("convert", "--model", tiny_model, "--target", "onnx", "--calib-data", images_dir, "--output",
+            tmp_path, "-q")
+    assert run_edgex(*args).returncode == 0
+    stale = tmp_path / "tiny_xception" / ".edgex-staging-999999999-onnx-fp32-dead"
+    stale.mkdir()
+    assert run_edgex(*args).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "tiny_xception").iterdir()) == ["onnx-fp32"]

@@ -1,0 +1,36 @@
+"""The parity gate catches broken int8 artifacts: exit 3, a clear line, nothing published."""
+
+import json
+
+import numpy as np
+from conftest import leftovers, run_edgex
+
+from edgex.parity import DEFAULT_THRESHOLDS, compare, failures
+
+
+def test_compare_and_failures():
+    reference = np.array([[1.0, 0.0], [0.0, 1.0], [2.0, 1.0]])
+    metrics = compare(reference, reference[:, ::-1])
+    assert metrics["agreement"] == 0.0 and metrics["agree_count"] == 0 and metrics["n"] == 3
+    assert failures(metrics, DEFAULT_THRESHOLDS["int8"])
+    assert not failures(compare(reference, reference), DEFAULT_THRESHOLDS["fp32"])
+
+
+def test_nan_output_fails_the_gate():
+    reference = np.ones((2, 3))
+    metrics = compare(reference, np.full((2, 3), np.nan))
+    assert failures(metrics, DEFAULT_THRESHOLDS["int8"])
+
+
+def test_calibrating_on_constant_images_fails_with_exit_3(tiny_model, images_dir, constant_images_dir,
+                                                          tmp_path):
+    # Parity images come from a different folder than calibration: calibrate on flat gray,
+    # check on real pictures. The ranges collapse, so int8 must be caught.
+    done = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--int8", "--calib-data",
+                     constant_images_dir, "--parity-data", images_dir, "--output", tmp_path, "--json")
+    assert done.returncode == 3, done.stderr
+    assert "parity gate failed for onnx-int8" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert json.loads(done.stdout)["ok"] is False
+    assert not (tmp_path / "tiny_xception" / "onnx-int8").exists()
+    assert leftovers(tmp_path) == []
