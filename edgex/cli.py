@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
+import os
 import sys
+from collections.abc import Iterator
+from typing import TextIO
 
 from edgex import __version__
 from edgex.errors import EXIT_CODES_HELP, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, EdgexError
@@ -125,9 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _stdout_reserved() -> Iterator[TextIO]:
+    """Send everything written to fd 1 (C++ logs of TensorFlow, LiteRT, NNCF bars) to stderr.
+
+    Yields a stream on the real stdout, so `--json` output stays parseable.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    real = os.fdopen(os.dup(saved), "w")
+    try:
+        yield real
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+        real.flush()
+        real.close()
+
+
 def _cmd_convert(args: argparse.Namespace) -> int:
-    from edgex.api import convert
-    from edgex.errors import GateError
     from edgex.progress import Reporter, RichReporter
 
     classes = None
@@ -144,6 +166,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise DataError(f"class list {path} is not valid JSON: {exc}") from exc
     reporter = Reporter() if args.quiet else RichReporter()
+    with _stdout_reserved() as stdout:
+        return _convert_and_print(args, classes, reporter, stdout)
+
+
+def _convert_and_print(args: argparse.Namespace, classes, reporter, stdout: TextIO) -> int:
+    from edgex.api import convert
+    from edgex.errors import GateError
+
     try:
         results = convert(
             args.model, args.target, int8=args.int8, fp16=args.fp16, dynamic=args.dynamic,
@@ -156,13 +186,13 @@ def _cmd_convert(args: argparse.Namespace) -> int:
         )
     except GateError as error:
         if args.json:
-            print(json.dumps({"ok": False, "results": getattr(error, "results", [])}, indent=2))
+            print(json.dumps({"ok": False, "results": getattr(error, "results", [])}, indent=2), file=stdout)
         raise
     if args.json:
-        print(json.dumps({"ok": True, "results": results}, indent=2))
+        print(json.dumps({"ok": True, "results": results}, indent=2), file=stdout)
     elif not args.quiet:
         for result in results:
-            print(f"{result['target']}-{result['precision']}: {result['path']}")
+            print(f"{result['target']}-{result['precision']}: {result['path']}", file=stdout)
     return 0
 
 

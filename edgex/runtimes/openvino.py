@@ -22,7 +22,8 @@ class OpenVinoAdapter:
         self.request = self.compiled.create_infer_request()
         ran = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         self.info = {"runtime": "openvino", "version": ov.get_version(), "device": "CPU",
-                     "precision": precision, "inference_precision": str(ran)}
+                     "precision": precision,
+                     "inference_precision": ran.get_type_name() if hasattr(ran, "get_type_name") else str(ran)}
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         result = self.request.infer({0: batch.astype(np.float32, copy=False)})
