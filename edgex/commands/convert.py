@@ -1,0 +1,115 @@
+"""`edgex convert`: a Keras model to verified ONNX, OpenVINO IR and TFLite artifacts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TextIO
+
+from edgex.commands.argtypes import floats3, size
+from edgex.commands.console import stdout_reserved
+from edgex.errors import EXIT_CODES_HELP
+
+TARGET_CHOICES = ("onnx", "openvino", "tflite", "all")
+
+
+def add_parser(commands) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="convert a Keras model to ONNX, OpenVINO IR and TFLite, each checked against the source",
+        description="Convert a Keras Xception (default: the embedded kitchenware model) to verified artifacts "
+        "under OUTPUT/<model>/<target>-<precision>/, each with a manifest.json.",
+        epilog="example:\n  edgex convert --model m.keras --target tflite --int8 --calib-data images/\n\n"
+        + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    src = convert.add_argument_group("source")
+    src.add_argument("--model", help=".keras file, SavedModel folder, or .h5 (needs --trust-model); "
+                     "default: the embedded kitchenware Xception")
+    src.add_argument("--trust-model", action="store_true",
+                     help="allow model formats that can run code (.h5, Keras Lambda layers)")
+    src.add_argument("--classes", help="JSON file with the class names in output order "
+                     "(default: MODEL.classes.json beside the model)")
+    tgt = convert.add_argument_group("target")
+    tgt.add_argument("--target", default="all", help=f"one of {', '.join(TARGET_CHOICES)} (default: all)")
+    prec = tgt.add_mutually_exclusive_group()
+    prec.add_argument("--int8", action="store_true", help="full-integer post-training quantization")
+    prec.add_argument("--fp16", action="store_true", help="fp16 weights (openvino, tflite)")
+    prec.add_argument("--dynamic", action="store_true", help="dynamic-range int8 weights (tflite)")
+    tgt.add_argument("--float-io", action="store_true", help="tflite int8: keep float input and output")
+    tgt.add_argument("--output", default="edgex-out", help="output folder (default: ./edgex-out)")
+    cal = convert.add_argument_group("calibration")
+    cal.add_argument("--calib-data", help="folder of images, searched recursively "
+                     "(default for the embedded model: its 18 photos)")
+    cal.add_argument("--calib-size", type=int, default=300, help="images drawn for calibration (default 300)")
+    cal.add_argument("--calib-method", default="mean_minmax", choices=("mean_minmax", "minmax"),
+                     help="activation range estimator: mean of per-image min/max (robust, default) "
+                     "or global min/max")
+    cal.add_argument("--seed", type=int, default=0, help="seed of the calibration subset (default 0)")
+    pre = convert.add_argument_group("preprocessing (inferred from the model; override here)")
+    pre.add_argument("--interpolation", choices=("nearest", "bilinear", "bicubic"),
+                     help="resize filter (default bilinear)")
+    pre.add_argument("--input-size", type=size, help="N or HxW (default: the model's input size)")
+    pre.add_argument("--crop-fraction", type=float, help="center-crop this fraction before resizing")
+    pre.add_argument("--mean", type=floats3, help="subtracted per channel (Xception: 127.5)")
+    pre.add_argument("--std", type=floats3, help="divided per channel (Xception: 127.5)")
+    pre.add_argument("--layout", choices=("NHWC", "NCHW"), help="tensor layout (default: the model's)")
+    gate = convert.add_argument_group("parity gate (exit 3 when missed)")
+    gate.add_argument("--parity-data", help="images to check artifacts on (default: calibration images "
+                      "held back from calibration)")
+    gate.add_argument("--min-agreement", type=float, help="top-1 agreement with the source "
+                      "(default 0.99 fp32, 0.95 fp16, 0.9 int8/dynamic)")
+    gate.add_argument("--min-cosine", type=float, help="mean logit cosine similarity "
+                      "(default 0.9999 fp32, 0.999 fp16, 0.98 dynamic, 0.95 int8)")
+    out = convert.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    out.add_argument("-q", "--quiet", action="store_true", help="no progress or status lines")
+    out.add_argument("--debug", action="store_true", help="show tracebacks")
+    convert.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgex.progress import Reporter, RichReporter
+
+    classes = None
+    if args.classes:
+        from pathlib import Path
+
+        from edgex.errors import DataError, MissingInputError
+
+        path = Path(args.classes)
+        if not path.is_file():
+            raise MissingInputError(f"class list {path} does not exist")
+        try:
+            classes = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise DataError(f"class list {path} is not valid JSON: {exc}") from exc
+    reporter = Reporter() if args.quiet else RichReporter()
+    with stdout_reserved() as stdout:
+        return _convert_and_print(args, classes, reporter, stdout)
+
+
+def _convert_and_print(args: argparse.Namespace, classes, reporter, stdout: TextIO) -> int:
+    from edgex.api import convert
+    from edgex.errors import GateError
+
+    try:
+        results = convert(
+            args.model, args.target, int8=args.int8, fp16=args.fp16, dynamic=args.dynamic,
+            calib_data=args.calib_data, parity_data=args.parity_data, calib_size=args.calib_size,
+            calib_method=args.calib_method,
+            seed=args.seed, output=args.output, interpolation=args.interpolation, input_size=args.input_size,
+            crop_fraction=args.crop_fraction, mean=args.mean, std=args.std, layout=args.layout,
+            float_io=args.float_io, trust_model=args.trust_model, min_agreement=args.min_agreement,
+            min_cosine=args.min_cosine, classes=classes, reporter=reporter,
+        )
+    except GateError as error:
+        if args.json:
+            print(json.dumps({"ok": False, "results": getattr(error, "results", [])}, indent=2), file=stdout)
+        raise
+    if args.json:
+        print(json.dumps({"ok": True, "results": results}, indent=2), file=stdout)
+    elif not args.quiet:
+        for result in results:
+            print(f"{result['target']}-{result['precision']}: {result['path']}", file=stdout)
+    return 0
