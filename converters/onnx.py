@@ -8,6 +8,7 @@ reduced with an outlier-robust estimator, and handed to `quantize_static` as a c
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ _RANGE_SUFFIX = ("__edgex_min", "__edgex_max")
 
 
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
-            progress=None) -> ArtifactFiles:
+            progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
     import onnx
 
     timings: dict[str, float] = {}
@@ -36,18 +37,23 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         start = time.perf_counter()
-        export_with_tf2onnx(source.saved_model(), fp32, options.opset)
-        timings["tf2onnx"] = time.perf_counter() - start
+        if source.framework == "torch":  # PyTorch source: dynamo exporter, then the same int8 path below
+            from edgex.torch_export import export_onnx
+
+            export_onnx(source, fp32, options.opset)
+        else:
+            export_with_tf2onnx(source.saved_model(), fp32, options.opset)
+        timings["torch.onnx.export" if source.framework == "torch" else "tf2onnx"] = time.perf_counter() - start
         recipe = None
         if options.precision == "int8":
             if calib is None:
                 raise EdgexError("int8 needs calibration images")
             recipe = onnx_recipe(options.range_estimator)
             start = time.perf_counter()
-            quantize_int8(fp32, out, calib, recipe, Path(tmp), progress)
+            quantize_int8(fp32, out, calib, recipe, Path(tmp), progress, nodes_to_exclude=keep_float)
             timings["quantize"] = time.perf_counter() - start
         else:
-            fp32.replace(out)
+            shutil.move(fp32, out)  # not replace(): the output may be on another filesystem than /tmp
         model = onnx.load(str(out))
         set_metadata(model, source, recipe.to_dict() if recipe else None)
         onnx.save(model, str(out))
@@ -80,7 +86,8 @@ def _quiet_env() -> dict:
     return env
 
 
-def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Path, progress=None) -> None:
+def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Path, progress=None,
+                  nodes_to_exclude: tuple[str, ...] = ()) -> None:
     """Static QDQ int8 with per-channel weights and streaming, outlier-robust activation ranges."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
@@ -103,6 +110,7 @@ def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Pat
         activation_type=qtype[recipe.activation_type],
         weight_type=qtype[recipe.weight_type],
         calibrate_method=CalibrationMethod.MinMax,
+        nodes_to_exclude=list(nodes_to_exclude) or None,
         extra_options={"ActivationSymmetric": False, "WeightSymmetric": recipe.symmetric_weights},
     )
 

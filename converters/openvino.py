@@ -33,15 +33,20 @@ class _Replayable:
 
 
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
-            progress=None) -> ArtifactFiles:
+            progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
     import openvino as ov
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    try:
-        model = ov.convert_model(str(source.saved_model()))
-    except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
-        raise DataError(f"OpenVINO could not convert {source.path}: {exc}") from exc
+    if source.framework == "torch":  # PyTorch source: converted from the nn.Module, then the same NNCF path
+        from edgex.torch_export import to_openvino
+
+        model = to_openvino(source)
+    else:
+        try:
+            model = ov.convert_model(str(source.saved_model()))
+        except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
+            raise DataError(f"OpenVINO could not convert {source.path}: {exc}") from exc
     timings["convert_model"] = time.perf_counter() - start
     recipe = None
     if options.precision == "int8":
@@ -51,7 +56,10 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
 
         recipe = openvino_recipe(options.range_estimator)
         start = time.perf_counter()
-        model = nncf.quantize(model, nncf.Dataset(_Replayable(calib, progress)), subset_size=len(calib))
+        names = _op_names(model, keep_float)
+        ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
+        model = nncf.quantize(model, nncf.Dataset(_Replayable(calib, progress)), subset_size=len(calib),
+                              ignored_scope=ignored)
         timings["quantize"] = time.perf_counter() - start
     model.set_rt_info(source.preprocess.to_json(), ["edgex", "preprocess"])
     model.set_rt_info(json.dumps(source.classes), ["edgex", "classes"])
@@ -67,6 +75,19 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         recipe=recipe.to_dict() if recipe else None,
         timings_s=timings,
     )
+
+
+def _op_names(model, keep_float: tuple[str, ...]) -> list[str]:
+    """Names of the ops to leave in float. 'Type#k' means the k-th op of that type in graph order, which
+    stays the same across conversions where OpenVINO's generated names (Convolution_1234) do not."""
+    names = [n for n in keep_float if "#" not in n]
+    wanted, counts = set(keep_float), {}
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        if f"{kind}#{counts.get(kind, 0)}" in wanted:
+            names.append(op.get_friendly_name())
+        counts[kind] = counts.get(kind, 0) + 1
+    return names
 
 
 def _describe(port) -> dict:

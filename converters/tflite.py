@@ -29,8 +29,11 @@ _CONVERTER_CALIBRATION_SAMPLES = 2
 
 
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
-            progress=None) -> ArtifactFiles:
+            progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
+    """`keep_float`: op names the int8 quantizer leaves in float (the accuracy budget's denylist)."""
     quiet_tensorflow()
+    if source.framework == "torch":
+        return _convert_torch(source, staging, options, calib, progress)
     import tensorflow as tf
 
     timings: dict[str, float] = {}
@@ -64,7 +67,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
             from tensorflow.lite.python.convert import mlir_quantize
 
             flat = mlir_quantize(flat, disable_per_channel=False, input_data_type=io_type,
-                                 output_data_type=io_type)
+                                 output_data_type=io_type, denylisted_nodes=list(keep_float) or None)
             timings["quantize"] = time.perf_counter() - start
     except (ValueError, RuntimeError) as exc:
         raise DataError(f"TFLiteConverter could not convert {source.path}: {exc}") from exc
@@ -75,6 +78,24 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     inputs, outputs = describe(out)
     return ArtifactFiles(model=out, files=[out], inputs=inputs, outputs=outputs,
                          recipe=recipe.to_dict() if recipe else None, timings_s=timings)
+
+
+def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
+                   progress=None) -> ArtifactFiles:
+    """PyTorch source: litert-torch (fp32, or PT2E int8 fed with the calibration set), NHWC input by default."""
+    from edgex.torch_export import tflite_flatbuffer
+
+    if options.precision == "int8" and calib is None:
+        raise EdgexError("int8 needs calibration images")
+    start = time.perf_counter()
+    flat, recipe = tflite_flatbuffer(source, options.precision, calib, progress)
+    timings = {"litert_torch": time.perf_counter() - start}
+    flat = add_metadata(flat, {"preprocess": source.preprocess.to_dict(), "classes": source.classes,
+                               "recipe": recipe, "layout": source.preprocess.layout})
+    out = staging / MODEL_FILE
+    out.write_bytes(flat)
+    inputs, outputs = describe(out)
+    return ArtifactFiles(model=out, files=[out], inputs=inputs, outputs=outputs, recipe=recipe, timings_s=timings)
 
 
 def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, progress=None) -> bytes:

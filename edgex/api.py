@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgex.calibration.dataset import DEFAULT_CALIB_SIZE, DEFAULT_SEED
 from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
@@ -10,12 +11,17 @@ from edgex.errors import UsageError
 from edgex.parity import Thresholds
 from edgex.pipeline import ConvertRequest, run_convert
 from edgex.progress import Reporter
+from edgex.torch_sources import module_as_program
+
+if TYPE_CHECKING:
+    import torch
 
 
 def convert(
-    model: str | Path | None = None,
+    model: str | Path | torch.nn.Module | None = None,
     target: str = "all",
     *,
+    example_input: torch.Tensor | None = None,
     int8: bool = False,
     fp16: bool = False,
     dynamic: bool = False,
@@ -37,8 +43,16 @@ def convert(
     min_cosine: float | None = None,
     classes: list[str] | None = None,
     reporter: Reporter | None = None,
+    max_accuracy_drop: float | None = None,
+    eval_data: str | Path | None = None,
+    min_eval_agreement: float | None = None,
+    budget_trials: int | None = None,
+    skip_bad_images: bool = False,
 ) -> list[dict]:
     """Convert a Keras Xception (None: the embedded kitchenware model) to verified artifacts.
+
+    `model` may also be a PyTorch file (.safetensors/.pt with sidecar, .pt2 with trust_model) or a
+    `torch.nn.Module` with `example_input`, one (1, 3, H, W) batch.
 
     Returns one dict per artifact (target, precision, path, parity, size_bytes). Raises an
     `edgex.errors.EdgexError` subclass on failure; `GateError` carries `.results`.
@@ -60,6 +74,8 @@ def convert(
             min_agreement=base.min_agreement if min_agreement is None else min_agreement,
             min_cosine=base.min_cosine if min_cosine is None else min_cosine,
         )
+    # A torch.nn.Module (with example_input) travels as a torch.export program edgex writes and loads back.
+    model, trust_model, _program_dir = module_as_program(model, example_input, trust_model)
     request = ConvertRequest(
         model=Path(model) if model is not None else None,
         target=target,
@@ -75,5 +91,24 @@ def convert(
         trust_model=trust_model,
         thresholds=thresholds,
         classes=classes,
+        budget=_budget(int8, max_accuracy_drop, eval_data, min_eval_agreement, budget_trials),
+        skip_bad_images=skip_bad_images,
     )
     return run_convert(request, reporter)
+
+
+def _budget(int8: bool, max_drop: float | None, eval_data, min_agreement: float | None, trials: int | None):
+    """The int8 accuracy budget (edgex.budget.Budget), or None when none was asked for."""
+    if max_drop is None and min_agreement is None:
+        if eval_data is not None:
+            raise UsageError("--eval-data needs --max-accuracy-drop PP or --min-eval-agreement F")
+        return None
+    if not int8:
+        raise UsageError("an accuracy budget applies to --int8 only")
+    if eval_data is None:
+        raise UsageError("an accuracy budget needs --eval-data DIR (held-out images, labelled for "
+                         "--max-accuracy-drop)")
+    from edgex.budget import DEFAULT_MAX_TRIALS, Budget
+
+    return Budget(Path(eval_data), max_drop_pp=max_drop, min_agreement=min_agreement,
+                  max_trials=DEFAULT_MAX_TRIALS if trials is None else trials)

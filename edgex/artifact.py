@@ -1,7 +1,8 @@
 """Artifact folders: staging beside the destination, manifest written last, atomic rename into place.
 
 A failed or interrupted run leaves no half artifact: until the rename, everything lives in a
-hidden staging folder that is removed on failure (or, after a kill, by the next run).
+hidden staging folder that is removed on failure, on SIGINT/SIGTERM (see edgex.signals), or, after
+a kill -9, by the next run into the same folder. A full disk is exit 74 with the staging removed.
 """
 
 from __future__ import annotations
@@ -14,82 +15,112 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from edgex.errors import IOFailure, OutputError
+from edgex.errors import EdgexError, is_disk_full, output_failure
+from edgex.lock import pid_alive
+from edgex.manifest import MANIFEST, parse_manifest
+from edgex.signals import deferred_signals, pause_point
 from edgex.sources import sha256_file
 
-MANIFEST = "manifest.json"
 STAGING_PREFIX = ".edgex-staging-"
+__all__ = ["MANIFEST", "STAGING_PREFIX", "artifact_dir", "clean_stale_staging", "describe_files", "publish",
+           "read_manifest", "staged", "write_json"]
 
 
 def artifact_dir(output: Path, model_name: str, target: str, precision: str) -> Path:
     return Path(output) / model_name / f"{target}-{precision}"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale_staging(parent: Path) -> None:
-    """Remove staging folders left by runs that were killed (their process is gone)."""
+def clean_stale_staging(parent: Path) -> list[Path]:
+    """Remove staging folders left by runs that were killed (their process is gone); return them."""
+    removed = []
     if not parent.is_dir():
-        return
+        return removed
     for child in parent.glob(STAGING_PREFIX + "*"):
         try:
             pid = int(child.name[len(STAGING_PREFIX) :].split("-")[0])
         except ValueError:
             continue
-        if not _pid_alive(pid):
+        if not pid_alive(pid):
             shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
+
+
+def _remove(path: Path) -> None:
+    with deferred_signals():
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def staged(destination: Path) -> Iterator[Path]:
-    """Yield a fresh staging folder; `publish` moves it to `destination`, anything else discards it."""
+    """Yield a fresh staging folder; `publish` moves it to `destination`, anything else discards it.
+
+    A disk-full OSError raised inside the block (by any converter) becomes IOFailure (74) after the
+    staging folder is gone, so no truncated file survives.
+    """
     parent = destination.parent
+    created_parent = not parent.exists()
     try:
         parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_staging(parent)
+        staging = parent / f"{STAGING_PREFIX}{os.getpid()}-{destination.name}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()
     except OSError as exc:
-        raise OutputError(f"cannot create output folder {parent}: {exc.strerror}",
-                          "Choose a writable --output.") from exc
-    clean_stale_staging(parent)
-    staging = parent / f"{STAGING_PREFIX}{os.getpid()}-{destination.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
+        raise output_failure(exc, parent, "create the output folder") from exc
+    published = False
     try:
         yield staging
+        published = destination.exists() and not staging.exists()
+    except EdgexError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, OSError) or is_disk_full(exc):
+            raise output_failure(exc, destination) from exc
+        raise
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        _remove(staging)
+        if created_parent and not published:
+            with contextlib.suppress(OSError):
+                parent.rmdir()  # only if empty: nothing else was written there
 
 
 def publish(staging: Path, destination: Path, manifest: dict) -> None:
     """Write the manifest last, then swap the staging folder into place (replacing an older artifact)."""
+    pause_point("publish")
     try:
         write_json(staging / MANIFEST, manifest)
-        old = None
-        if destination.exists():
-            old = destination.parent / f"{STAGING_PREFIX}{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
-            destination.rename(old)
-        staging.rename(destination)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with deferred_signals():
+            old = None
+            if destination.exists():
+                old = destination.parent / f"{STAGING_PREFIX}{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
+                destination.rename(old)
+            try:
+                staging.rename(destination)
+            except OSError:
+                if old is not None:
+                    old.rename(destination)  # put the previous artifact back
+                raise
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
-        raise IOFailure(f"cannot write artifact {destination}: {exc.strerror}",
-                        "Check free disk space and permissions.") from exc
+        raise output_failure(exc, destination) from exc
 
 
 def write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=False, default=str)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
+    """Write JSON atomically: a temp file, fsync, rename; on any failure the temp file is removed."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=False, default=str)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 def describe_files(files: list[Path], root: Path) -> list[dict]:
@@ -98,4 +129,14 @@ def describe_files(files: list[Path], root: Path) -> list[dict]:
 
 
 def read_manifest(folder: Path) -> dict:
-    return json.loads((Path(folder) / MANIFEST).read_text())
+    """The manifest of an artifact folder, validated (see edgex.manifest.parse_manifest)."""
+    path = Path(folder) / MANIFEST
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError as exc:
+        from edgex.errors import MissingInputError
+
+        raise MissingInputError(f"{Path(folder)} has no {MANIFEST}; it is not an edgex artifact",
+                                "Point at an artifact folder (OUTPUT/<model>/<target>-<precision>).") from exc
+    return parse_manifest(text, str(path))
+

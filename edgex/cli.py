@@ -57,24 +57,30 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     parser = build_parser()
+    from edgex.signals import Terminated, handle_signals
+
     try:
-        args = parser.parse_args(argv)
-        if args.command is None:
-            parser.print_help()
-            return EXIT_USAGE
-        return args.run(args)
+        with handle_signals():  # SIGTERM/SIGHUP unwind like Ctrl-C: staging and locks are cleaned up
+            args = parser.parse_args(argv)
+            if args.command is None:
+                parser.print_help()
+                return EXIT_USAGE
+            return args.run(args)
+    except Terminated as stop:
+        sys.stderr.write(f"edgex: error: terminated by {stop}; nothing partial was left in the output\n")
+        return stop.exit_code
     except EdgexError as error:
         if debug:
             raise
         sys.stderr.write(f"edgex: error: {error.one_line()}\n")
         return error.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("edgex: interrupted; nothing partial was left in the output\n")
+        sys.stderr.write("edgex: error: interrupted (SIGINT); nothing partial was left in the output\n")
         return EXIT_INTERRUPTED
     except Exception as error:  # noqa: BLE001 (the last line of defence: one line, exit 1)
         if debug:
             raise
-        sys.stderr.write(f"edgex: internal error: {type(error).__name__}: {error}. "
+        sys.stderr.write(f"edgex: error: internal error: {type(error).__name__}: {error}. "
                          "Rerun with --debug for the traceback and report it.\n")
         return EXIT_INTERNAL
 

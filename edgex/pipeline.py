@@ -45,6 +45,8 @@ class ConvertRequest:
     parity_size: int = DEFAULT_PARITY_SIZE
     threads: int | None = None
     classes: list[str] | None = None
+    budget: object | None = None  # edgex.budget.Budget: accuracy budget for int8 (layers kept in float)
+    skip_bad_images: bool = False
 
 
 def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> list[dict]:
@@ -59,15 +61,36 @@ def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> li
                              f"{info.name} builds: {', '.join(info.precisions)}.")
         check_installed(info)
 
+    from edgex.calibration.dataset import require_images
+    from edgex.lock import output_lock
+
+    for folder, flag in ((request.calib_data, "--calib-data"), (request.parity_data, "--parity-data")):
+        if folder is not None:
+            require_images(Path(folder), flag)  # before the (slow) model load
+    with output_lock(request.output, command="edgex convert"):  # a second run into this folder gets 73
+        return _convert_locked(request, targets, reporter)
+
+
+def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter: Reporter) -> list[dict]:
+    """Everything after the argument checks, run while holding the output folder's lock."""
     started = time.perf_counter()
     reporter.info(f"loading model {request.model or '(embedded default: kitchenware Xception)'}")
     source = load_source(request.model, trust_model=request.trust_model, classes=request.classes)
     source.preprocess = source.preprocess.replace(**request.preprocess_overrides)
+    from edgex.safety.inputs import check_input_fits, model_input_shape, require_finite
+
+    check_input_fits(model_input_shape(source), source.preprocess, source.path)
     load_s = time.perf_counter() - started
     try:
         calib, parity_inputs = _calibration(request, source)
+        skipped = parity_inputs[1].get("skipped_bad_images", [])
+        if skipped:
+            reporter.info(f"[yellow]skipped {len(skipped)} unreadable image(s) (--skip-bad-images): "
+                          f"{', '.join(Path(s['file']).name for s in skipped[:5])}[/yellow]")
         with reporter.task("source model on parity images", len(parity_inputs[0])) as advance:
             reference = _predict(source.predict, parity_inputs[0], advance)
+        require_finite(reference, f"the output of source model {source.path} on the parity images",
+                       "The model itself produces NaN/Inf (broken weights?); fix it before converting.")
         results = [
             _build_one(info, request, source, calib, parity_inputs, reference, reporter, load_s)
             for info in targets
@@ -81,7 +104,20 @@ def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> li
                           "Check the calibration images and preprocessing, or relax --min-agreement/--min-cosine.")
         error.results = results
         raise error
+    _check_budgets(results)
     return results
+
+
+def _check_budgets(results: list[dict]) -> None:
+    """Exit 3 when an int8 artifact missed its accuracy budget (its best attempt is kept, renamed)."""
+    missed = [r for r in results if r.get("budget") and not r["budget"]["met"]]
+    if missed:
+        detail = "; ".join(f"{r['target']}-{r['precision']}: {r['budget']['shortfall']}, best kept at {r['path']} "
+                           f"with {len(r['budget']['keep_float'])} layer(s) in float" for r in missed)
+        error = GateError(f"accuracy budget missed for {detail}",
+                          "Use more calibration images, --calib-method mean_minmax, a larger budget or more trials.")
+        error.results = results
+        raise error
 
 
 def _calibration(request: ConvertRequest, source: Source):
@@ -93,7 +129,8 @@ def _calibration(request: ConvertRequest, source: Source):
     if calib_dir is not None:
         size = request.calib_size if request.precision == "int8" else 0
         calib = CalibrationSet.from_folder(Path(calib_dir), source.preprocess, size=max(size, 0) or 1,
-                                           seed=request.seed, parity_size=request.parity_size)
+                                           seed=request.seed, parity_size=request.parity_size,
+                                           skip_bad_images=request.skip_bad_images)
         if request.precision != "int8":
             # Nothing to calibrate: every image found can serve the parity check.
             calib.parity_files = (calib.files + calib.parity_files)[: request.parity_size]
@@ -102,7 +139,7 @@ def _calibration(request: ConvertRequest, source: Source):
         raise MissingInputError("int8 needs calibration images", "Pass --calib-data DIR (a few hundred images).")
     if request.parity_data is not None:
         held = CalibrationSet.from_folder(Path(request.parity_data), source.preprocess, size=request.parity_size,
-                                          seed=request.seed, parity_size=0)
+                                          seed=request.seed, parity_size=0, skip_bad_images=request.skip_bad_images)
         images = [source.preprocess.load(p) for p in held.files]
         desc = {"kind": "images", "root": str(request.parity_data), "count": len(images),
                 "overlaps_calibration": False}
@@ -117,6 +154,10 @@ def _calibration(request: ConvertRequest, source: Source):
         images = [source.preprocess.apply(Image.fromarray(rng.integers(0, 256, (source.preprocess.height,
                   source.preprocess.width, 3), dtype=np.uint8))) for _ in range(_SYNTHETIC_PARITY_IMAGES)]
         desc = {"kind": "synthetic noise images (pass --calib-data for real ones)", "count": len(images)}
+    skipped = [*(calib.skipped if calib is not None else []),
+               *(held.skipped if request.parity_data is not None else [])]
+    if skipped:  # --skip-bad-images: counted in the summary and the manifest
+        desc["skipped_bad_images"] = [{"file": str(path), "reason": why} for path, why in skipped]
     return (calib if request.precision == "int8" else None), (images, desc)
 
 
@@ -136,12 +177,23 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
     options = ConvertOptions(precision=precision, range_estimator=request.calib_method,
                              float_io=request.float_io)
     thresholds = request.thresholds or DEFAULT_THRESHOLDS[precision]
-    result = {"target": info.name, "precision": precision, "path": str(destination)}
+    result = {"target": info.name, "precision": precision, "path": str(destination),
+              "skipped_bad_images": len(parity_inputs[1].get("skipped_bad_images", []))}
     with staged(destination) as staging:
         started = time.perf_counter()
         steps = len(calib) if calib is not None else None
         with reporter.task(f"{info.name} {precision}: converting", steps) as advance:
             files = converter.convert(source, staging, options, calib, progress=advance)
+        budget_report = None
+        if request.budget is not None and precision == "int8":
+            from edgex.budget import enforce
+
+            files, budget_report = enforce(request.budget, info, converter, source, staging, options, calib, files,
+                                           reporter, request.threads)
+            result["budget"] = budget_report
+            if not budget_report["met"]:  # keep the best attempt, under a name nobody mistakes for a pass
+                destination = destination.with_name(destination.name + "-budget-missed")
+                result["path"] = str(destination)
         convert_s = time.perf_counter() - started
         started = time.perf_counter()
         with reporter.task(f"{info.name} {precision}: parity check", len(parity_inputs[0])) as advance:
@@ -166,6 +218,7 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
             "calibration": calib.describe() if calib is not None else None,
             "quantization": files.recipe,
             "parity": parity,
+            "accuracy_budget": budget_report,
             "versions": tool_versions(),
             "timings_s": {"load_source": round(load_s, 3), **{k: round(v, 3) for k, v in files.timings_s.items()},
                           "convert_total": round(convert_s, 3),

@@ -16,8 +16,8 @@ import numpy as np
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 LAYOUTS = ("NHWC", "NCHW")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-# A decoded image larger than this is refused rather than exhausting memory.
-MAX_IMAGE_PIXELS = 100_000_000
+# An image whose header claims more pixels is refused before decoding (a 48 MP photo still fits).
+MAX_IMAGE_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -116,26 +116,51 @@ class Preprocess:
 
 
 def read_rgb(path: Path):
-    """Open an image as 8-bit RGB: EXIF orientation applied; gray, RGBA, palette, CMYK, 16-bit converted."""
+    """Open an image as 8-bit RGB: EXIF orientation applied; gray, RGBA, palette, CMYK, 16-bit converted.
+
+    Decoding is bounded: an image whose header claims more than MAX_IMAGE_PIXELS pixels (a
+    decompression bomb) is refused before its pixels are decoded. Any decoding failure, whatever
+    Pillow raises, becomes a DataError (65) that names the file.
+    """
+    import struct
+    import warnings
+
     from PIL import Image, ImageOps
 
     from edgex.errors import DataError
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     try:
-        with Image.open(path) as opened:
-            image = ImageOps.exif_transpose(opened)
-            image.load()
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"image {path} is too large to decode safely ({exc})", "Resize it first.") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"cannot decode image {path}: {exc}", "Remove or replace the file.") from exc
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16-bit gray: scale to 8 bits rather than clipping at 255.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as opened:
+                opened.load()
+                image = ImageOps.exif_transpose(opened)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"image {path} is too large to decode safely ({exc})",
+                        f"Resize it below {MAX_IMAGE_PIXELS // 1_000_000} megapixels or remove it.") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error, TypeError, KeyError, IndexError,
+            ZeroDivisionError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise DataError(f"cannot decode image {path}: {reason}", "Remove or replace the file.") from exc
+    return to_rgb8(image)
+
+
+def to_rgb8(image):
+    """Any Pillow image as 8-bit RGB: 16-bit scaled (not clipped), transparency over white, CMYK converted."""
+    from PIL import Image
+
+    if image.mode.startswith("I;16"):
+        # 16-bit gray: 0..65535 maps to 0..255 (v / 257, rounded), not clipped at 255.
         arr = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if arr.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(arr / 257.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    elif image.mode in ("I", "F"):
+        # 32-bit int or float: 16-bit data stored wide (max above 255) is scaled, 8-bit data kept.
+        arr = np.asarray(image, dtype=np.float64)
+        arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+        peak = 65535.0 if arr.max(initial=0) > 255 else 255.0
         image = Image.fromarray(np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))

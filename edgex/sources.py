@@ -60,6 +60,8 @@ class Source:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Logits of the source model for a preprocessed batch."""
+        if self.framework == "torch":
+            return self.model.predict(batch, self.preprocess.layout)
         if self.framework == "keras":
             return np.asarray(self.model(batch, training=False), dtype=np.float32)
         fn = self.model.signatures["serving_default"]
@@ -212,16 +214,27 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
     path = default_model_path() if model_path is None else Path(model_path)
     if not path.exists():
         raise MissingInputError(f"model {path} does not exist", "Check the --model path.")
+    from edgex.safety.model_file import check_model_file
+
+    # Sniff the bytes, apply the trust policy, validate and parse in a child: before any framework import.
+    check_model_file(path, trust_model=trust_model)
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise UsageError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
         model, framework = _load_saved_model(path), "saved_model"
+    elif path.suffix.lower() in (".safetensors", ".pt", ".pth", ".pt2"):
+        from edgex.torch_sources import load_torch_source
+
+        return load_torch_source(path, trust_model=trust_model, classes=classes)
     elif path.suffix.lower() in (".keras", ".h5", ".hdf5"):
         model, framework = _load_keras(path, trust_model), "keras"
     else:
+        from edgex.safety.sniff import describe, sniff_format
+
         raise UsageError(
-            f"cannot tell the format of {path}",
-            "edgex converts .keras, .h5 (with --trust-model) and SavedModel folders.",
+            f"{path} is {describe(sniff_format(path))}, not a source edgex converts from",
+            "edgex converts .keras, .h5 and SavedModel (with --trust-model) and PyTorch (.safetensors, .pt) sources; "
+            "bench and eval take ONNX, OpenVINO IR and TFLite artifacts.",
         )
     name = path.stem if path.is_file() else path.name
     return Source(

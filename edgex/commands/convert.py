@@ -27,7 +27,8 @@ def add_parser(commands) -> None:
     src.add_argument("--model", help=".keras file, SavedModel folder, or .h5 (needs --trust-model); "
                      "default: the embedded kitchenware Xception")
     src.add_argument("--trust-model", action="store_true",
-                     help="allow model formats that can run code (.h5, Keras Lambda layers)")
+                     help="allow model formats that can run code (.h5, SavedModel, Keras Lambda layers, "
+                     "TorchScript, .pt2, full-module pickles); only for files from authors you trust")
     src.add_argument("--classes", help="JSON file with the class names in output order "
                      "(default: MODEL.classes.json beside the model)")
     tgt = convert.add_argument_group("target")
@@ -46,6 +47,9 @@ def add_parser(commands) -> None:
                      help="activation range estimator: mean of per-image min/max (robust, default) "
                      "or global min/max")
     cal.add_argument("--seed", type=int, default=0, help="seed of the calibration subset (default 0)")
+    cal.add_argument("--skip-bad-images", action="store_true",
+                     help="skip images that cannot be decoded (counted in the summary and manifest) "
+                     "instead of stopping with exit 65")
     pre = convert.add_argument_group("preprocessing (inferred from the model; override here)")
     pre.add_argument("--interpolation", choices=("nearest", "bilinear", "bicubic"),
                      help="resize filter (default bilinear)")
@@ -61,6 +65,15 @@ def add_parser(commands) -> None:
                       "(default 0.99 fp32, 0.95 fp16, 0.9 int8/dynamic)")
     gate.add_argument("--min-cosine", type=float, help="mean logit cosine similarity "
                       "(default 0.9999 fp32, 0.999 fp16, 0.98 dynamic, 0.95 int8)")
+    acc = convert.add_argument_group("accuracy budget (int8; exit 3 when missed, best artifact kept as "
+                                     "<target>-int8-budget-missed)")
+    acc.add_argument("--max-accuracy-drop", type=float, metavar="PP",
+                     help="allowed top-1 drop vs the float source, in percentage points, on --eval-data "
+                     "(labelled: a folder per class); the most harmful layers are kept in float until met")
+    acc.add_argument("--min-eval-agreement", type=float, metavar="F",
+                     help="top-1 agreement floor with the float source on --eval-data (for unlabelled images)")
+    acc.add_argument("--eval-data", help="held-out images to score the budget on (never the calibration images)")
+    acc.add_argument("--budget-trials", type=int, help="re-quantizations allowed per target (default 6)")
     out = convert.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress or status lines")
@@ -102,6 +115,9 @@ def _convert_and_print(args: argparse.Namespace, classes, reporter, stdout: Text
             crop_fraction=args.crop_fraction, mean=args.mean, std=args.std, layout=args.layout,
             float_io=args.float_io, trust_model=args.trust_model, min_agreement=args.min_agreement,
             min_cosine=args.min_cosine, classes=classes, reporter=reporter,
+            skip_bad_images=args.skip_bad_images,
+            max_accuracy_drop=args.max_accuracy_drop, eval_data=args.eval_data,
+            min_eval_agreement=args.min_eval_agreement, budget_trials=args.budget_trials,
         )
     except GateError as error:
         if args.json:

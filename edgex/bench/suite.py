@@ -1,0 +1,148 @@
+"""Benchmark and evaluate a set of artifacts: one clean child process each, then one report dict.
+
+Artifacts are timed one after another, each in its own block of runs (alternating models run by run
+would thrash the L3 cache). Evaluation images are preprocessed once per preprocessing spec and handed
+to the runner as a .npy batch; the FP32 source's logits are computed once per run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgex.bench.artifacts import ArtifactRef, find_artifacts
+from edgex.bench.child import BenchSettings, run_child
+from edgex.evaluation.dataset import LabelledImages, load_labelled, preprocess_images
+from edgex.evaluation.metrics import accuracy, versus_reference
+from edgex.evaluation.reference import SourceReference
+from edgex.preprocess import Preprocess
+from edgex.progress import Reporter
+
+LATENCY_FIELDS = ("load_ms", "first_inference_ms", "warmup", "latency_ms", "runs", "seconds", "batch",
+                  "throughput_ips", "peak_rss_mb")
+
+
+class _EvalInputs:
+    """Preprocessed evaluation batches, one per preprocessing spec, kept in memory and as .npy for the runner."""
+
+    def __init__(self, data: LabelledImages, folder: Path, reporter: Reporter):
+        self.data, self.folder, self.reporter = data, folder, reporter
+        self._cache: dict[str, tuple[Path, np.ndarray]] = {}
+
+    def get(self, preprocess: Preprocess) -> tuple[str, Path, np.ndarray]:
+        key = preprocess.to_json()
+        if key not in self._cache:
+            with self.reporter.task(f"preprocessing {len(self.data.files)} images "
+                                    f"({preprocess.height}x{preprocess.width}, {preprocess.interpolation})",
+                                    len(self.data.files)) as advance:
+                inputs = preprocess_images(self.data.files, preprocess, advance)
+            path = self.folder / f"inputs-{len(self._cache)}.npy"
+            np.save(path, inputs)
+            self._cache[key] = (path, inputs)
+        return (key, *self._cache[key])
+
+
+def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None = None,
+              source: Path | None = None, use_source: bool = True, reporter: Reporter | None = None,
+              runner: Callable[..., dict] | None = None) -> dict:
+    """Measure every artifact under `paths`; returns the report (see edgex.report.schema).
+
+    `runner` has run_child's signature and answers with the runner protocol's JSON (edgex.remote passes
+    one that runs runner.py on a device); default: a local child process.
+    """
+    from edgex.report.schema import build_report
+
+    reporter = reporter or Reporter()
+    runner = runner or run_child
+    refs = _unique_names(find_artifacts(paths))
+    data = None
+    if eval_data is not None:
+        classes = next((r.manifest["classes"] for r in refs if r.manifest and r.manifest.get("classes")), None)
+        data = load_labelled(Path(eval_data), classes)
+        reporter.info(f"evaluation data: {len(data.files)} images, {len(data.classes)} classes ({data.kind})")
+    reference = SourceReference(source, enabled=use_source, reporter=reporter)
+    references: dict[str, dict] = {}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="edgex-bench-") as tmp:
+        cache = _EvalInputs(data, Path(tmp), reporter) if data is not None else None
+        for number, ref in enumerate(refs, 1):
+            reporter.info(f"[{number}/{len(refs)}] {ref.name}: {ref.folder}")
+            row = _measure(ref, settings, cache, reference, references, Path(tmp), runner, reporter)
+            rows.append(row)
+            if row["status"] == "ok":
+                top1 = (row.get("accuracy") or {}).get("top1")
+                latency = (row.get("latency_ms") or {}).get("p50")
+                reporter.info(f"[green]✓[/green] {ref.name}: "
+                              + (f"p50 {latency:.1f} ms " if latency is not None else "")
+                              + (f"top-1 {top1:.4f}" if top1 is not None else ""))
+            else:
+                reporter.info(f"[red]✗ {ref.name}: {row['error']}[/red]")
+    return build_report(rows, settings, data.describe() if data is not None else None, list(references.values()))
+
+
+def _unique_names(refs: list[ArtifactRef]) -> list[ArtifactRef]:
+    names = [r.name for r in refs]
+    for ref in refs:
+        if names.count(ref.name) > 1:
+            ref.name = f"{ref.folder.parent.name}/{ref.name}"
+    return refs
+
+
+def _base_row(ref: ArtifactRef) -> dict:
+    size = None
+    with contextlib.suppress(OSError):
+        size = ref.size_bytes
+    return {"name": ref.name, "target": ref.target, "precision": ref.precision, "path": str(ref.folder),
+            "model_file": ref.model_file.name, "size_bytes": size, "status": "ok", "error": None, "kind": None,
+            "hint": None, "runtime": None, **dict.fromkeys(LATENCY_FIELDS), "accuracy": None, "vs_source": None,
+            "source": (ref.manifest or {}).get("source")}
+
+
+def _fail(row: dict, kind: str, error: str, hint: str | None = None) -> dict:
+    row.update(status="failed", kind=kind, error=error, hint=hint)
+    return row
+
+
+def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | None, reference: SourceReference,
+             references: dict[str, dict], tmp: Path, runner: Callable[..., dict], reporter: Reporter) -> dict:
+    row = _base_row(ref)
+    if ref.problem:
+        return _fail(row, "bad_input", ref.problem)
+    inputs = None
+    if cache is not None:
+        if not ref.manifest or not ref.manifest.get("preprocess"):
+            row["accuracy_note"] = "no manifest with preprocessing: accuracy not measured"
+        elif ref.manifest.get("classes") and list(ref.manifest["classes"]) != cache.data.classes:
+            row["accuracy_note"] = f"classes {ref.manifest['classes']} differ from the evaluation classes"
+        else:
+            inputs = cache.get(Preprocess.from_dict(ref.manifest["preprocess"]))
+    outputs = tmp / f"outputs-{ref.name.replace('/', '_')}.npy"
+    doing = " and ".join(w for w, on in (("timing", settings.latency), ("evaluating", inputs)) if on) or "loading"
+    with reporter.task(f"{ref.name}: {doing} in a child process"):
+        answer = runner(ref.model_file, ref.runtime, ref.precision, settings,
+                        inputs[1] if inputs else None, outputs if inputs else None)
+    if not answer.get("ok"):
+        return _fail(row, answer.get("kind", "crashed"), answer.get("error", "unknown error"), answer.get("hint"))
+    row["runtime"] = answer["runtime"]
+    if settings.latency:
+        row.update({k: answer.get(k) for k in LATENCY_FIELDS})
+    if inputs is not None:
+        key, _, batch = inputs
+        logits = np.load(outputs)
+        labels, classes = cache.data.labels, cache.data.classes
+        row["accuracy"] = accuracy(logits, labels, classes)
+        source_path, why = reference.locate(ref.manifest)
+        if source_path is None:
+            row["vs_source_note"] = why
+        else:
+            source_logits = reference.logits(source_path, batch, key)
+            row["vs_source"] = versus_reference(source_logits, logits, labels)
+            references.setdefault(str(source_path), {
+                "name": "source-fp32", "target": "keras", "precision": "fp32", "path": str(source_path),
+                "sha256": (ref.manifest.get("source") or {}).get("sha256"),
+                "accuracy": accuracy(source_logits, labels, classes)})
+    return row

@@ -1,0 +1,112 @@
+"""`edgex bench`: latency (and with --eval-data, accuracy) of every artifact, each in a clean child process."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TextIO
+
+from edgex.commands.console import stdout_reserved
+from edgex.errors import EXIT_CODES_HELP, EXIT_SOME_FAILED
+from edgex.remote.cli import add_remote_arguments
+
+
+def add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT_OR_DIR",
+                        help="artifact folders (with manifest.json), folders of them, or model files")
+    parser.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+
+
+def add_accuracy_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_argument_group("accuracy")
+    group.add_argument("--eval-data", required=required, type=Path,
+                       help="labelled images: a folder per class, or a CSV of path,label (paths relative to it)")
+    group.add_argument("--source", type=Path, help="FP32 source model to compare against "
+                       "(default: the one the manifest names, when present and unchanged)")
+    group.add_argument("--no-source", action="store_true", help="skip the FP32 source (no agreement or drop CI)")
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--output", type=Path, help="folder for report.json, report.md, report.html")
+    group.add_argument("--json", action="store_true", help="print report.json on stdout")
+    group.add_argument("-q", "--quiet", action="store_true", help="no progress or status lines")
+    group.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def add_parser(commands) -> None:
+    bench = commands.add_parser(
+        "bench", help="latency, memory and accuracy of artifacts, with reports",
+        description="Time each artifact in its real runtime (a clean child process each): load time, first "
+        "inference, then warm-up and timed runs until both --min-runs and --min-seconds are reached. With "
+        "--eval-data, also top-1/top-5, per-class accuracy and agreement with the FP32 source.",
+        epilog="example:\n  edgex bench edgex-out/clothing_xception --eval-data test/ --output report/\n\n"
+        + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_artifacts_argument(bench)
+    timing = bench.add_argument_group("timing")
+    timing.add_argument("--min-runs", type=int, default=50, help="timed runs at least (default 50)")
+    timing.add_argument("--min-seconds", type=float, default=10.0, help="seconds of timed runs at least (default 10)")
+    timing.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    timing.add_argument("--batch", type=int, default=1, help="images per run; throughput is reported (default 1)")
+    timing.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                        help="gpu: CUDA/TensorRT providers for onnxruntime, GPU plugin for OpenVINO")
+    timing.add_argument("--timeout", type=float, default=1800.0, help="seconds per artifact before it is "
+                        "recorded as failed (default 1800)")
+    add_accuracy_options(bench, required=False)
+    add_output_options(bench)
+    add_remote_arguments(bench)  # --remote USER@HOST[:PORT] and its SSH options (edgex.remote)
+    bench.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgex.bench.child import BenchSettings
+
+    _check_positive(args)
+    settings = BenchSettings(threads=args.threads, min_runs=args.min_runs, min_seconds=args.min_seconds,
+                             warmup=args.warmup, batch=args.batch, device=args.device, timeout_s=args.timeout)
+    return run_and_report(args, settings)
+
+
+def _check_positive(args: argparse.Namespace) -> None:
+    from edgex.errors import UsageError
+
+    for name in ("threads", "min_runs", "batch"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
+    if args.min_seconds < 0 or args.warmup < 0:
+        raise UsageError("--min-seconds and --warmup must not be negative")
+
+
+def run_and_report(args: argparse.Namespace, settings) -> int:
+    """Shared by bench and eval: measure, write the reports, print the table (or JSON)."""
+    from edgex.bench.suite import run_suite
+    from edgex.progress import Reporter, RichReporter
+
+    reporter = Reporter() if args.quiet else RichReporter()
+    with stdout_reserved() as stdout:
+        if getattr(args, "remote", None):  # the same suite, each runner call made on the device over SSH
+            from edgex.remote.bench import run_remote_suite
+
+            report = run_remote_suite(args, settings, reporter)
+        else:
+            report = run_suite(args.artifacts, settings, args.eval_data, args.source, not args.no_source, reporter)
+        return _emit(args, report, reporter, stdout)
+
+
+def _emit(args: argparse.Namespace, report: dict, reporter, stdout: TextIO) -> int:
+    from edgex.report.markdown import render_markdown
+    from edgex.report.write import write_reports
+
+    if args.output:
+        paths = write_reports(report, args.output)
+        reporter.info(f"wrote {paths['json']}, {paths['md'].name}, {paths['html'].name}")
+    if args.json:
+        print(json.dumps(report, indent=2, default=str), file=stdout)
+    elif not args.quiet:
+        print(render_markdown(report), file=stdout)
+    failed = [r for r in report["results"] if r["status"] != "ok"]
+    return EXIT_SOME_FAILED if failed else 0

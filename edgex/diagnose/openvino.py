@@ -1,0 +1,121 @@
+"""OpenVINO IR (NNCF int8): each activation FakeQuantize measured against the same IR with every
+activation FakeQuantize bypassed, and the output error with only one FakeQuantize kept.
+
+NNCF stores weights compressed (Convert/Multiply), not as FakeQuantize, so bypassing the
+FakeQuantize nodes leaves the float activations of the artifact's own weights as the reference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from edgex.diagnose.metrics import ErrorStats, RangeUse
+
+_F32 = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2}
+
+
+def _fake_quants(model) -> list:
+    return [op for op in model.get_ordered_ops() if op.get_type_name() == "FakeQuantize"
+            and op.input_value(0).get_node().get_type_name() != "Constant"]
+
+
+def _bypass(model, keep: set[str]):
+    """Rewire every activation FakeQuantize not in `keep` to pass its input through; returns their sources."""
+    sources = {}
+    for fq in _fake_quants(model):
+        name = fq.get_friendly_name()
+        source = fq.input_value(0)
+        sources[name] = source
+        if name in keep:
+            continue
+        for target in list(fq.output(0).get_target_inputs()):
+            target.replace_source_output(source)
+    model.validate_nodes_and_infer_types()
+    return sources
+
+
+def _scale(fq) -> float:
+    """int8 step of a FakeQuantize: (output_high - output_low) / (levels - 1), first channel."""
+    lo = fq.input_value(3).get_node().get_data().ravel()
+    hi = fq.input_value(4).get_node().get_data().ravel()
+    return float((hi[0] - lo[0]) / max(fq.get_levels() - 1, 1))
+
+
+# Ops NNCF adds to an int8 IR (weight decompression, quantizers): their ordinals differ from the float model's.
+_ADDED_BY_NNCF = ("FakeQuantize", "Convert", "Multiply", "Subtract", "Constant")
+
+
+def _ordinals(model) -> dict[str, str]:
+    """friendly name -> 'Type#k' (k-th op of its type in graph order), how the converter finds ops again."""
+    out, counts = {}, {}
+    for op in model.get_ordered_ops():
+        kind = op.get_type_name()
+        out[op.get_friendly_name()] = f"{kind}#{counts.get(kind, 0)}"
+        counts[kind] = counts.get(kind, 0) + 1
+    return out
+
+
+def rows_of(model) -> list[dict]:
+    rows = []
+    ordinals = _ordinals(model)
+    for fq in _fake_quants(model):
+        producer = fq.input_value(0).get_node()
+        users = [ordinals[t.get_node().get_friendly_name()] if t.get_node().get_type_name() not in _ADDED_BY_NNCF
+                 else t.get_node().get_friendly_name() for t in fq.output(0).get_target_inputs()]
+        rows.append({"layer": fq.get_friendly_name(), "op": producer.get_type_name(),
+                     "node": producer.get_friendly_name(), "scale": _scale(fq), "levels": int(fq.get_levels()),
+                     "keep_float": users})
+    return rows
+
+
+def analyse(xml_path: Path, samples: list[np.ndarray], with_isolated: bool,
+            progress: Callable[[], None] | None = None) -> dict:
+    import openvino as ov
+
+    core = ov.Core()
+    quant = core.read_model(str(xml_path))
+    rows = rows_of(quant)
+    quant_ports = [fq.output(0) for fq in _fake_quants(quant)]
+    quant.add_outputs(quant_ports)
+    reference = core.read_model(str(xml_path))
+    sources = _bypass(reference, set())
+    ref_ports = [sources[r["layer"]] for r in rows]
+    from_input = {i for i, port in enumerate(ref_ports) if port.get_node().get_type_name() == "Parameter"}
+    reference.add_outputs([p for i, p in enumerate(ref_ports) if i not in from_input])
+    compiled_q = core.compile_model(quant, "CPU", _F32)
+    compiled_r = core.compile_model(reference, "CPU", _F32)
+    stats = {r["layer"]: ErrorStats() for r in rows}
+    use = {r["layer"]: RangeUse() for r in rows}
+    output, agree, references = ErrorStats(), 0, []
+    for sample in samples:
+        qv = list(compiled_q(sample).values())
+        rv_all = list(compiled_r(sample).values())
+        rv, extra = rv_all[0], iter(rv_all[1:])
+        references.append(rv)
+        for i, row in enumerate(rows):
+            ref_value = sample if i in from_input else next(extra)
+            stats[row["layer"]].add(ref_value, qv[1 + i])
+            use[row["layer"]].add(ref_value, row["scale"], row["levels"] - 1)
+        output.add(rv, qv[0])
+        agree += int(np.argmax(qv[0]) == np.argmax(rv))
+        if progress:
+            progress()
+    result = {"rows": rows, "layers": stats, "range_use": use, "output": output,
+              "agreement": agree / max(len(samples), 1), "isolated": {}}
+    if with_isolated:
+        for row in rows:
+            single = core.read_model(str(xml_path))
+            _bypass(single, {row["layer"]})
+            compiled = core.compile_model(single, "CPU", _F32)
+            iso, hits = ErrorStats(), 0
+            for sample, reference_out in zip(samples, references, strict=True):
+                value = list(compiled(sample).values())[0]
+                iso.add(reference_out, value)
+                hits += int(np.argmax(value) == np.argmax(reference_out))
+            result["isolated"][row["layer"]] = (iso, hits / max(len(samples), 1))
+            if progress:
+                progress()
+    return result

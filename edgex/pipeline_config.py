@@ -1,0 +1,189 @@
+"""`edgex run pipeline.yaml`: one config names the model, preprocessing, calibration, targets x precisions,
+evaluation data and bench settings. Validation is strict: an unknown key is an error that names it and
+suggests the key that was probably meant. Relative paths are relative to the config file's folder."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgex.errors import DataError, MissingInputError, UsageError
+
+PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return _is_int(v) or isinstance(v, float)
+
+
+def _is_size(v) -> bool:
+    return _is_int(v) or (isinstance(v, list) and len(v) == 2 and all(map(_is_int, v)))
+
+
+def _is_triple(v) -> bool:
+    return _is_number(v) or (isinstance(v, list) and len(v) == 3 and all(map(_is_number, v)))
+
+
+def _is_names(v) -> bool:
+    return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+
+
+STR = (lambda v: isinstance(v, str), "a string")
+BOOL = (lambda v: isinstance(v, bool), "true or false")
+INT = (_is_int, "an integer")
+NUMBER = (_is_number, "a number")
+NAMES = (_is_names, "a name or a list of names")
+# Each key: (check, what it must be) or a nested section. `model` is the one required key.
+SCHEMA: dict = {
+    "model": STR,
+    "trust_model": BOOL,
+    "classes": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
+    "output": STR,
+    "report": STR,
+    "targets": NAMES,
+    "precisions": NAMES,
+    "preprocess": {
+        "interpolation": STR, "input_size": (_is_size, "N or [H, W]"), "crop_fraction": NUMBER,
+        "mean": (_is_triple, "a number or three"), "std": (_is_triple, "a number or three"), "layout": STR,
+    },
+    "calibration": {"data": STR, "size": INT, "method": STR, "seed": INT},
+    "parity": {"data": STR, "min_agreement": NUMBER, "min_cosine": NUMBER},
+    "evaluation": {"data": STR, "source": BOOL},
+    "bench": {"threads": INT, "min_runs": INT, "min_seconds": NUMBER, "warmup": INT, "batch": INT, "device": STR,
+              "timeout": NUMBER},
+}
+
+
+def validate(config, schema: dict = SCHEMA, where: str = "") -> None:
+    """Raise UsageError for the first unknown key or mistyped value, naming it and suggesting a fix."""
+    if not isinstance(config, dict):
+        raise UsageError(f"{where or 'the config'} must be a mapping of keys to values")
+    for key, value in config.items():
+        name = f"{where}.{key}" if where else str(key)
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1, cutoff=0.6)
+            hint = f"Did you mean '{close[0]}'? " if close else ""
+            raise UsageError(f"unknown key '{name}'", f"{hint}Keys here: {', '.join(schema)}.")
+        spec = schema[key]
+        if isinstance(spec, dict):
+            validate(value, spec, name)
+        elif not spec[0](value):
+            raise UsageError(f"'{name}' must be {spec[1]}, not {value!r}")
+    if not where and "model" not in config:
+        raise UsageError("the config names no model", "Add e.g. 'model: build/clothing_xception.keras'.")
+
+
+@dataclass
+class PipelinePlan:
+    config_path: Path
+    model: Path
+    model_name: str
+    output: Path
+    report: Path
+    targets: list[str]
+    precisions: list[str]
+    convert: dict = field(default_factory=dict)  # keyword arguments of edgex.api.convert (paths resolved)
+    eval_data: Path | None = None
+    use_source: bool = True
+    bench: dict = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+
+    def steps(self) -> list[tuple[str, str]]:
+        """(target, precision) pairs to build, in order."""
+        from edgex.converters import TARGETS
+
+        return [(t, p) for p in self.precisions for t in self.targets if p in TARGETS[t].precisions]
+
+    def artifact_dir(self, target: str, precision: str) -> Path:
+        return self.output / self.model_name / f"{target}-{precision}"
+
+    def describe(self) -> dict:
+        return {
+            "config": str(self.config_path), "model": str(self.model), "convert_options": self.convert,
+            "artifacts": [str(self.artifact_dir(t, p)) for t, p in self.steps()], "skipped": self.skipped,
+            "evaluation": {"data": str(self.eval_data) if self.eval_data else None, "source": self.use_source},
+            "bench": self.bench, "report": str(self.report),
+        }
+
+
+def load_config(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingInputError(f"pipeline config {path} does not exist", "Pass a YAML file (see README).")
+    try:
+        import yaml
+    except ImportError as exc:  # pragma: no cover (pyyaml is a core dependency)
+        raise UsageError("reading pipeline configs needs PyYAML", "pip install pyyaml") from exc
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:  # bytes that are not UTF-8 text are bad data too
+        raise DataError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    try:
+        validate(config)
+    except UsageError as error:
+        error.message = f"{error.message} in {path}"
+        raise
+    return config
+
+
+def _names(value, default: list[str]) -> list[str]:
+    if value is None:
+        return default
+    return [value] if isinstance(value, str) else list(value)
+
+
+def plan_from_config(path: Path) -> PipelinePlan:
+    """Resolve paths and defaults; unknown targets or precisions are usage errors."""
+    from edgex.converters import TARGETS, resolve_targets
+
+    path = Path(path).resolve()
+    config = load_config(path)
+
+    def resolve(value: str | None) -> Path | None:
+        return None if value is None else (path.parent / Path(value).expanduser()).resolve()
+
+    targets = [info.name for name in _names(config.get("targets"), ["all"]) for info in resolve_targets(name)]
+    precisions = _names(config.get("precisions"), ["fp32", "int8"])
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            close = difflib.get_close_matches(precision, PRECISIONS, n=1)
+            hint = f"Did you mean '{close[0]}'? " if close else ""
+            raise UsageError(f"unknown precision '{precision}' in {path}",
+                             f"{hint}Precisions: {', '.join(PRECISIONS)}.")
+    model = resolve(config["model"])
+    output = resolve(config.get("output", "edgex-out"))
+    pre, cal, parity = config.get("preprocess", {}), config.get("calibration", {}), config.get("parity", {})
+    size = pre.get("input_size")
+    convert = {
+        "calib_data": resolve(cal.get("data")), "parity_data": resolve(parity.get("data")),
+        "interpolation": pre.get("interpolation"), "crop_fraction": pre.get("crop_fraction"),
+        "mean": _triple(pre.get("mean")), "std": _triple(pre.get("std")), "layout": pre.get("layout"),
+        "input_size": tuple(size) if isinstance(size, list) else (size, size) if size else None,
+        "min_agreement": parity.get("min_agreement"), "min_cosine": parity.get("min_cosine"),
+        "trust_model": config.get("trust_model", False), "classes": config.get("classes"),
+    }
+    for key, name in (("size", "calib_size"), ("method", "calib_method"), ("seed", "seed")):
+        if key in cal:
+            convert[name] = cal[key]
+    convert = {k: (str(v) if isinstance(v, Path) else v) for k, v in convert.items() if v is not None}
+    evaluation = config.get("evaluation", {})
+    plan = PipelinePlan(
+        config_path=path, model=model, model_name=model.stem if model.suffix else model.name, output=output,
+        report=resolve(config["report"]) if "report" in config else output / "report", targets=targets,
+        precisions=precisions, convert=convert, eval_data=resolve(evaluation.get("data")),
+        use_source=evaluation.get("source", True), bench=dict(config.get("bench", {})),
+    )
+    plan.skipped = [f"{t}-{p}: {t} has no {p} precision" for p in precisions for t in targets
+                    if p not in TARGETS[t].precisions]
+    return plan
+
+
+def _triple(value):
+    if value is None:
+        return None
+    return tuple(value) if isinstance(value, list) else (value, value, value)

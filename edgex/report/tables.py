@@ -1,0 +1,59 @@
+"""Formatting shared by the Markdown and HTML reports: one row of display cells per artifact."""
+
+from __future__ import annotations
+
+COLUMNS = ("artifact", "status", "top-1", "top-5", "Δ top-1 vs FP32 (95% CI)", "agreement", "p50 ms", "p90 ms",
+           "runs (time)", "size MB", "peak RSS MB", "ran as")
+
+
+def _num(value, digits: int = 1, scale: float = 1.0) -> str:
+    return "–" if value is None else f"{value * scale:.{digits}f}"
+
+
+def ran_as(runtime: dict | None) -> str:
+    if not runtime:
+        return "–"
+    where = runtime.get("device") or ", ".join(p.replace("ExecutionProvider", "") for p in runtime.get("providers", []))
+    parts = (runtime.get("name"), runtime.get("version"), where, runtime.get("precision_ran"))
+    return " ".join(str(p) for p in parts if p)
+
+
+def drop_cell(vs: dict | None) -> str:
+    if not vs:
+        return "–"
+    low, high = vs["ci95_pp"]
+    mark = "" if vs["significant"] else " (noise)"
+    change, low_change, high_change = (0.0 - v for v in (vs["drop_pp"], high, low))  # 0.0 - v: no "-0.00"
+    return f"{change:+.2f} pp [{low_change:+.2f}, {high_change:+.2f}]{mark}"
+
+
+def result_cells(row: dict) -> list[str]:
+    """The display cells of one artifact, in COLUMNS order."""
+    accuracy, latency, vs = row.get("accuracy") or {}, row.get("latency_ms") or {}, row.get("vs_source")
+    status = "ok" if row["status"] == "ok" else f"FAILED ({row.get('kind')}): {row.get('error')}"
+    runs = f"{row['runs']} ({row['seconds']:.1f} s)" if row.get("runs") else "–"
+    name = row["name"] + (" ★" if row.get("pareto") else "")
+    return [name, status, _num(accuracy.get("top1"), 4), _num(accuracy.get("top5"), 4), drop_cell(vs),
+            _num(vs and vs["agreement"], 4), _num(latency.get("p50")), _num(latency.get("p90")), runs,
+            _num(row.get("size_bytes"), 1, 1e-6), _num(row.get("peak_rss_mb"), 0), ran_as(row.get("runtime"))]
+
+
+def reference_cells(ref: dict) -> list[str]:
+    accuracy = ref.get("accuracy") or {}
+    return [f"{ref['name']} (reference)", "ok", _num(accuracy.get("top1"), 4), _num(accuracy.get("top5"), 4), "0",
+            "1.0000", "–", "–", "–", "–", "–", "keras (in-process)"]
+
+
+def machine_line(report: dict) -> str:
+    m = report.get("machine") or {}
+    isa = ", ".join(m.get("isa") or []) or "none detected"
+    return (f"{m.get('cpu_model')} ({m.get('machine')}), {m.get('cores_usable')} usable cores, ISA: {isa}; "
+            f"{m.get('os')}; Python {m.get('python')}, numpy {m.get('numpy')}")
+
+
+def settings_line(report: dict) -> str:
+    s = report.get("settings") or {}
+    if not s.get("latency", True):
+        return "accuracy only (no timing)"
+    return (f"batch {s.get('batch')}, threads {s.get('threads') or 'all'}, {s.get('warmup')} warm-up runs, then at "
+            f"least {s.get('min_runs')} runs and {s.get('min_seconds')} s per artifact, one artifact at a time")

@@ -1,0 +1,52 @@
+"""Execute a pipeline plan: convert every target x precision, then bench and evaluate them, then report."""
+
+from __future__ import annotations
+
+from edgex.pipeline_config import PipelinePlan
+from edgex.progress import Reporter
+
+
+def run_pipeline(plan: PipelinePlan, reporter: Reporter | None = None, reuse: bool = False) -> dict:
+    """The report dict (also written to plan.report). A conversion that fails becomes a failed row."""
+    from edgex.api import convert
+    from edgex.bench.child import BenchSettings
+    from edgex.bench.suite import run_suite
+    from edgex.errors import GateError
+    from edgex.report.schema import pareto_names
+    from edgex.report.write import write_reports
+
+    reporter = reporter or Reporter()
+    built, failed = [], []
+    for target, precision in plan.steps():
+        folder = plan.artifact_dir(target, precision)
+        if reuse and (folder / "manifest.json").is_file():
+            reporter.info(f"reusing {folder}")
+            built.append(folder)
+            continue
+        flags = {precision: True} if precision != "fp32" else {}
+        try:
+            convert(str(plan.model), target, output=plan.output, reporter=reporter, **flags, **plan.convert)
+            built.append(folder)
+        except GateError as error:
+            failed.append({"name": f"{target}-{precision}", "target": target, "precision": precision,
+                           "status": "failed", "kind": "convert_failed", "error": error.message, "hint": error.hint,
+                           "size_bytes": None, "runtime": None, "latency_ms": None, "runs": None, "seconds": None,
+                           "accuracy": None, "pareto": False})
+    bench = plan.bench
+    settings = BenchSettings(threads=bench.get("threads"), min_runs=bench.get("min_runs", 50),
+                             min_seconds=bench.get("min_seconds", 10.0), warmup=bench.get("warmup", 5),
+                             batch=bench.get("batch", 1), device=bench.get("device", "cpu"),
+                             timeout_s=bench.get("timeout", 1800.0))
+    if built:
+        report = run_suite(built, settings, plan.eval_data, use_source=plan.use_source, reporter=reporter)
+    else:
+        from edgex.report.schema import build_report
+
+        report = build_report([], settings, None, [])
+    report["results"] += failed
+    front = pareto_names(report["results"])
+    for row in report["results"]:
+        row["pareto"] = row["name"] in front
+    report["pipeline"] = plan.describe()
+    write_reports(report, plan.report)
+    return report

@@ -1,0 +1,168 @@
+"""Parse an untrusted model file in a child process: a native crash there is exit 65, not a dead CLI.
+
+The parent runs `python -m edgex.safety.probe FORMAT PATH`; the child opens the file with the
+library that will later read it (onnx checker, LiteRT, OpenVINO, h5py), prints a JSON summary on
+stdout, or one `probe-error:` line on stderr. Pickles are never unpickled here: a child that runs
+a model's code is still running it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from edgex.errors import DataError
+from edgex.safety import sniff
+
+_ERROR_PREFIX = "probe-error: "
+DEFAULT_TIMEOUT_S = 600
+
+
+def parse_in_child(path: Path, fmt: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+    """Parse `path` as `fmt` in a child; return its summary or raise DataError naming the file."""
+    argv = [sys.executable, "-m", "edgex.safety.probe", fmt, str(path)]
+    return run_probe(argv, Path(path), fmt, timeout)
+
+
+def run_probe(argv: list[str], path: Path, fmt: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+    """Run a probe command and turn its outcome (summary, error line, signal, hang) into a result or DataError."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONFAULTHANDLER="")
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as exc:
+        raise DataError(f"parsing {path} as {sniff.describe(fmt)} did not finish in {timeout:.0f} s",
+                        "The file may be crafted to hang the parser; do not use it.") from exc
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        raise DataError(f"parsing {path} crashed the {sniff.describe(fmt)} parser ({name})",
+                        "The file is corrupt or crafted; re-export or re-download it.")
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.startswith(_ERROR_PREFIX)]
+        reason = lines[-1][len(_ERROR_PREFIX):] if lines else f"the parser exited with status {done.returncode}"
+        raise DataError(f"{path} is not a valid {sniff.describe(fmt)}: {reason}", "Re-export or re-download it.")
+    try:
+        return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    except json.JSONDecodeError:
+        return {}
+
+
+# -- child side ---------------------------------------------------------------------------------
+
+
+def _parse_onnx(path: Path) -> dict:
+    import onnx
+
+    onnx.checker.check_model(str(path), full_check=True)
+    model = onnx.load(str(path), load_external_data=False)
+    return {"inputs": [_onnx_value(v) for v in model.graph.input], "outputs": [_onnx_value(v) for v in
+                                                                               model.graph.output]}
+
+
+def _onnx_value(value) -> dict:
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+    return {"name": value.name, "shape": dims}
+
+
+def _parse_tflite(path: Path) -> dict:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    return {"inputs": [_tflite_value(d) for d in interpreter.get_input_details()],
+            "outputs": [_tflite_value(d) for d in interpreter.get_output_details()]}
+
+
+def _tflite_value(detail: dict) -> dict:
+    import numpy as np
+
+    return {"name": detail["name"], "shape": [int(x) for x in detail["shape"]], "dtype": np.dtype(detail["dtype"]).name}
+
+
+def _parse_openvino(path: Path) -> dict:
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path), str(path.with_suffix(".bin")))
+    return {"inputs": [{"name": p.get_any_name(), "shape": str(p.get_partial_shape())} for p in model.inputs],
+            "outputs": [{"name": p.get_any_name(), "shape": str(p.get_partial_shape())} for p in model.outputs]}
+
+
+def _walk_hdf5(handle) -> dict:
+    count = 0
+
+    def visit(_name, obj):
+        nonlocal count
+        if hasattr(obj, "shape") and hasattr(obj, "dtype"):
+            obj[()]  # read every dataset: exercises the whole parser
+            count += 1
+
+    handle.visititems(visit)
+    return {"datasets": count}
+
+
+def _parse_keras(path: Path) -> dict:
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if "model.weights.h5" not in names:
+            return {"weights": None}
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as handle:
+            return _walk_hdf5(handle)
+
+
+def _parse_hdf5(path: Path) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        return _walk_hdf5(handle)
+
+
+def _parse_safetensors(path: Path) -> dict:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        if header_len > min(size - 8, 100 << 20):
+            raise ValueError("header length is past the end of the file")
+        header = json.loads(f.read(header_len))
+    data_bytes = size - 8 - header_len
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = entry["data_offsets"]
+        if not 0 <= start <= end <= data_bytes:
+            raise ValueError(f"tensor {name!r} needs bytes {start}..{end} of {data_bytes}")
+    return {"tensors": len(header) - ("__metadata__" in header)}
+
+
+_PARSERS = {sniff.ONNX: _parse_onnx, sniff.TFLITE: _parse_tflite, sniff.OPENVINO_IR: _parse_openvino,
+            sniff.KERAS: _parse_keras, sniff.HDF5: _parse_hdf5, sniff.SAFETENSORS: _parse_safetensors}
+
+
+def main(argv: list[str]) -> int:
+    fmt, path = argv[0], Path(argv[1])
+    parser = _PARSERS.get(fmt)
+    try:
+        summary = parser(path) if parser is not None else {}
+    except ImportError as exc:
+        summary = {"skipped": f"parser not installed ({exc.name})"}
+    except Exception as exc:  # noqa: BLE001 (any parser failure is bad data, reported in one line)
+        message = " ".join(str(exc).split())[:300] or type(exc).__name__
+        sys.stderr.write(f"{_ERROR_PREFIX}{message}\n")
+        return 65
+    sys.stdout.write(json.dumps(summary, default=str) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,134 @@
+"""PyTorch source -> each target's float graph: ONNX (dynamo exporter), OpenVINO, TFLite (litert-torch).
+
+The converters call these at their export step only; quantization then runs the same path as for
+a Keras source (ORT QDQ with edgex's ranges, NNCF), except TFLite, whose int8 comes from
+litert-torch's PT2E quantizer fed with the calibration set. Every graph takes its input in the
+source's preprocess layout (NHWC by default), so the layout in the manifest is the artifact's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from pathlib import Path
+
+from edgex.errors import DataError, MissingDependencyError, UsageError
+
+ONNX_MIN_OPSET = 18  # the dynamo exporter's lowest native opset
+
+
+def _module_and_example(source, batch: int = 1):
+    model = source.model
+    module = model.for_layout(source.preprocess.layout)
+    return module, model.example_input(source.preprocess, batch)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """The exporters print progress, warnings and log lines; edgex reports what matters itself."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._export", "torch.export", "torchao")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with contextlib.redirect_stdout(io.StringIO()):
+                yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def export_onnx(source, out: Path, opset: int) -> None:
+    """fp32 ONNX with a dynamic batch dimension, weights inside the file."""
+    import torch
+
+    dynamic = source.model.dynamic_batch
+    module, example = _module_and_example(source, batch=2 if dynamic else 1)
+    shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic else None
+    try:
+        with _quiet():
+            torch.onnx.export(module, (example,), str(out), dynamo=True, opset_version=max(opset, ONNX_MIN_OPSET),
+                              input_names=["image"], output_names=["logits"], dynamic_shapes=shapes,
+                              external_data=False, verbose=False)
+    except Exception as exc:  # the exporter raises many untyped errors for unsupported graphs
+        raise DataError(f"torch.onnx.export could not export {source.path}: {_first_line(exc)}") from exc
+    if not out.is_file():
+        raise DataError(f"torch.onnx.export wrote no model for {source.path}")
+
+
+def to_openvino(source):
+    """An OpenVINO model converted straight from the nn.Module (traced with an example input)."""
+    import openvino as ov
+
+    module, example = _module_and_example(source)
+    shape = [-1 if source.model.dynamic_batch else 1, *example.shape[1:]]
+    try:
+        with _quiet():
+            model = ov.convert_model(module, example_input=example, input=[ov.PartialShape(shape)])
+    except Exception as exc:  # OpenVINO raises its own untyped errors
+        raise DataError(f"OpenVINO could not convert {source.path}: {_first_line(exc)}") from exc
+    # Traced graphs have unnamed tensors; name them as the ONNX export does, for manifests and apps.
+    for ports, name in ((model.inputs, "image"), (model.outputs, "logits")):
+        for i, port in enumerate(ports):
+            if not port.get_names():
+                port.get_tensor().set_names({name if len(ports) == 1 else f"{name}_{i}"})
+    return model
+
+
+def tflite_flatbuffer(source, precision: str, calib, progress=None) -> tuple[bytes, dict | None]:
+    """TFLite bytes from litert-torch: fp32, dynamic-range or PT2E static int8; returns (bytes, recipe)."""
+    try:
+        with _quiet():  # torchao logs a warning per optional CUDA kernel library it cannot load
+            import litert_torch
+            from litert_torch.quantize import pt2e_quantizer
+            from litert_torch.quantize.quant_config import QuantConfig
+    except ImportError as exc:
+        raise MissingDependencyError("TFLite from a PyTorch source needs litert-torch",
+                                     "pip install 'edgex[litert-torch]'") from exc
+    import torch
+
+    if precision == "fp16":
+        raise UsageError("tflite fp16 from a PyTorch source is not supported",
+                         "Use fp32, --dynamic or --int8 for tflite, or --fp16 with openvino.")
+    module, example = _module_and_example(source)
+    recipe, quant_config = None, None
+    try:
+        with _quiet():
+            if precision in ("int8", "dynamic"):
+                from torchao.quantization.pt2e import quantize_pt2e
+
+                dynamic = precision == "dynamic"
+                quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+                    pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+                graph = torch.export.export(module, (example,)).module()
+                graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
+                if dynamic:
+                    graph(example)
+                else:
+                    with torch.no_grad():
+                        for sample in calib.samples():
+                            graph(torch.from_numpy(sample))
+                            if progress is not None:
+                                progress()
+                module = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+                quant_config = QuantConfig(pt2e_quantizer=quantizer)
+                recipe = {"target": "tflite", "method": "litert-torch PT2E", "activation_type": "int8",
+                          "activation_observer": "HistogramObserver" if not dynamic else "dynamic",
+                          "weight_type": "int8", "per_channel_weights": True, "symmetric_weights": True,
+                          "calibration_images": 0 if dynamic else len(calib)}
+            edge = litert_torch.convert(module, (example,), quant_config=quant_config)
+            flat = edge.model_content()
+    except (UsageError, MissingDependencyError):
+        raise
+    except Exception as exc:  # litert-torch raises many untyped errors for unsupported graphs
+        raise DataError(f"litert-torch could not convert {source.path}: {_first_line(exc)}") from exc
+    return bytes(flat), recipe
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]

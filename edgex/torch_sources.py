@@ -1,0 +1,270 @@
+"""PyTorch sources: safetensors + JSON sidecar, plain state_dict `.pt`, and `torch.export` programs (`.pt2`).
+
+Only formats that cannot run code load by default: safetensors is pure data and `.pt` goes through
+`torch.load(weights_only=True)`. A `.pt2` program can hold pickled code, so it needs --trust-model.
+The sidecar (M.json beside M.safetensors or M.pt) says which architecture the weights belong to,
+the class names and the preprocessing. Artifacts take the layout recorded in the preprocessing
+(NHWC by default, what phone and Pi apps feed); the module itself runs NCHW, adapted by a transpose.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgex.errors import DataError, MissingDependencyError, MissingInputError, RefusedError, UsageError
+from edgex.preprocess import Preprocess
+
+TORCH_SUFFIXES = (".safetensors", ".pt", ".pth", ".pt2")
+SIDECAR_FORMAT = "edgex-torch-sidecar/1"
+DEFAULT_ARTIFACT_LAYOUT = "NHWC"
+
+
+def sidecar_path(weights: Path) -> Path:
+    """M.safetensors -> M.json (the sidecar that says what the weights are)."""
+    return Path(weights).with_suffix(".json")
+
+
+def write_sidecar(path: Path, *, architecture: str, config: dict, classes: list[str] | None,
+                  preprocess: Preprocess, module_layout: str = "NCHW", extra: dict | None = None) -> dict:
+    data = {
+        "format": SIDECAR_FORMAT,
+        "architecture": architecture,
+        "config": config,
+        "classes": classes,
+        "input_size": [preprocess.height, preprocess.width],
+        "module_layout": module_layout,
+        "preprocess": preprocess.to_dict(),
+        **(extra or {}),
+    }
+    from edgex.artifact import write_json
+
+    write_json(path, data)
+    return data
+
+
+def read_sidecar(path: Path, required: bool) -> dict | None:
+    if not path.is_file():
+        if required:
+            raise MissingInputError(f"no sidecar {path} beside the weights (it names the architecture)",
+                                    "Create the weights with `edgex port`, or write the sidecar JSON.")
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"sidecar {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
+        raise DataError(f"sidecar {path} is not an edgex sidecar (format {SIDECAR_FORMAT!r} expected)")
+    return data
+
+
+def _require_torch():
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependencyError("PyTorch sources need torch", "pip install 'edgex[torch]'") from exc
+    return torch
+
+
+def adapt_layout(module, module_layout: str, layout: str):
+    """`module` taking `layout` input: a leading transpose when the module itself takes the other layout."""
+    torch = _require_torch()
+    if module_layout == layout:
+        return module
+
+    class _Permuted(torch.nn.Module):
+        def __init__(self, inner, order):
+            super().__init__()
+            self.inner, self.order = inner, order
+
+        def forward(self, x):
+            return self.inner(x.permute(*self.order))
+
+    wrapped = _Permuted(module, (0, 3, 1, 2) if layout == "NHWC" else (0, 2, 3, 1))
+    wrapped.training = False  # not .eval(): exported programs' modules refuse train()/eval()
+    return wrapped
+
+
+@dataclass
+class TorchModel:
+    """A loaded nn.Module (eval mode) and the layout its forward takes."""
+
+    module: object
+    module_layout: str = "NCHW"
+    architecture: str = "module"
+    config: dict | None = None
+    dynamic_batch: bool = True  # False for exported programs, whose graphs are specialised to their batch
+
+    def for_layout(self, layout: str):
+        """The module as an artifact exports it: input in `layout`."""
+        return adapt_layout(self.module, self.module_layout, layout)
+
+    def example_input(self, preprocess: Preprocess, batch: int = 1):
+        torch = _require_torch()
+        generator = torch.Generator().manual_seed(0)
+        shape = (batch, *preprocess.input_shape[1:])
+        return torch.rand(shape, generator=generator) * 2 - 1
+
+    def predict(self, batch: np.ndarray, layout: str) -> np.ndarray:
+        torch = _require_torch()
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        if layout != self.module_layout:
+            x = x.permute(0, 3, 1, 2) if layout == "NHWC" else x.permute(0, 2, 3, 1)
+        with torch.inference_mode():
+            parts = [x] if self.dynamic_batch else [x[i : i + 1] for i in range(len(x))]
+            out = torch.cat([self.module(part) for part in parts])
+        return out.detach().float().numpy()
+
+
+def build_architecture(architecture: str, config: dict):
+    """The nn.Module a sidecar names, with freshly initialised weights."""
+    if architecture != "xception":
+        raise DataError(f"unknown architecture {architecture!r} in the sidecar", "edgex builds: xception.")
+    from edgex.models.torch_xception import XceptionConfig, build_xception
+
+    try:
+        return build_xception(XceptionConfig.from_dict(config))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"invalid Xception config in the sidecar: {exc}") from exc
+
+
+def load_state_dict_into(module, state: dict, path: Path) -> None:
+    torch = _require_torch()
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise DataError(f"{path} does not hold a state_dict (a mapping of names to tensors)",
+                        "Save it with torch.save(model.state_dict(), path).")
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise DataError(f"weights in {path} do not fit the sidecar's architecture: {detail[:400]}") from exc
+
+
+def _load_pt(path: Path):
+    torch = _require_torch()
+    import pickle
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise RefusedError(f"{path} holds more than tensors (pickled objects or code); refused",
+                           "Save model.state_dict(), or use safetensors.") from exc
+    except (RuntimeError, OSError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot read PyTorch file {path}: {exc}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    return state
+
+
+def _load_weights(path: Path) -> dict:
+    if path.suffix.lower() == ".safetensors":
+        _require_torch()
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise DataError(f"cannot read safetensors file {path}: {exc}") from exc
+    return _load_pt(path)
+
+
+def _load_exported(path: Path, trust_model: bool) -> tuple[TorchModel, tuple[int, ...]]:
+    if not trust_model:
+        raise RefusedError(f"{path} is a torch.export program, which can hold pickled code",
+                           "Pass --trust-model if you trust its author, or use .safetensors with a sidecar.")
+    torch = _require_torch()
+    try:
+        program = torch.export.load(str(path))
+    except Exception as exc:  # torch.export.load raises many untyped errors for foreign files.
+        raise DataError(f"cannot load torch.export program {path}: {exc}") from exc
+    shape = _exported_input_shape(program)
+    layout = "NHWC" if shape[-1] == 3 and shape[1] != 3 else "NCHW"
+    model = TorchModel(module=program.module(), module_layout=layout, architecture="torch.export",
+                       dynamic_batch=False)
+    return model, shape
+
+
+def _exported_input_shape(program) -> tuple[int, ...]:
+    names = set(program.graph_signature.user_inputs)
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in names:
+            value = node.meta.get("val")
+            if value is not None and len(value.shape) == 4:
+                return tuple(int(d) if str(d).isdigit() else -1 for d in value.shape)
+    raise DataError("the torch.export program does not take one image batch (N, C, H, W)")
+
+
+def default_preprocess(model: TorchModel, shape: tuple[int, ...] | None) -> Preprocess:
+    """Xception scaling (x/127.5 - 1) at the module's example size, NHWC artifacts."""
+    height = width = 299
+    if shape is not None:
+        height, width = (shape[2], shape[3]) if model.module_layout == "NCHW" else (shape[1], shape[2])
+    return Preprocess(height=int(height), width=int(width), layout=DEFAULT_ARTIFACT_LAYOUT,
+                      source={"inferred_from": "torch module input"})
+
+
+def load_torch_source(path: Path, trust_model: bool = False, classes: list[str] | None = None):
+    """A `Source` for a PyTorch file: weights + sidecar, or an exported program."""
+    from edgex.sources import Source, _classes_for
+
+    suffix = path.suffix.lower()
+    if suffix not in TORCH_SUFFIXES:
+        raise UsageError(f"{path} is not a PyTorch file", f"Use one of: {', '.join(TORCH_SUFFIXES)}.")
+    shape = None
+    if suffix == ".pt2":
+        model, shape = _load_exported(path, trust_model)
+        sidecar = read_sidecar(sidecar_path(path), required=False)
+    else:
+        sidecar = read_sidecar(sidecar_path(path), required=True)
+        module = build_architecture(sidecar.get("architecture", ""), sidecar.get("config") or {})
+        load_state_dict_into(module, _load_weights(path), path)
+        model = TorchModel(module=module.eval(), module_layout=sidecar.get("module_layout", "NCHW"),
+                           architecture=sidecar["architecture"], config=sidecar.get("config"))
+    if sidecar and sidecar.get("preprocess"):
+        preprocess = Preprocess.from_dict(sidecar["preprocess"])
+    else:
+        preprocess = default_preprocess(model, shape)
+    return Source(
+        name=path.stem,
+        path=path.resolve(),
+        framework="torch",
+        model=model,
+        preprocess=preprocess,
+        classes=classes or (sidecar or {}).get("classes") or _classes_for(path),
+    )
+
+
+def save_module_program(module, example_input, folder: Path, name: str | None = None) -> Path:
+    """An nn.Module handed to the Python API, saved as a torch.export program edgex can load back."""
+    torch = _require_torch()
+    if not isinstance(module, torch.nn.Module):
+        raise UsageError(f"model must be a path or a torch.nn.Module, not {type(module).__name__}")
+    if not isinstance(example_input, torch.Tensor) or example_input.ndim != 4:
+        raise UsageError("a torch.nn.Module needs example_input: one image batch tensor (1, 3, H, W)")
+    path = Path(folder) / f"{name or type(module).__name__.lower()}.pt2"
+    try:
+        program = torch.export.export(module.eval(), (example_input[:1].float(),))
+    except Exception as exc:  # torch.export raises many untyped errors for untraceable modules
+        raise DataError(f"torch.export could not capture {type(module).__name__}: {str(exc).splitlines()[0]}") from exc
+    torch.export.save(program, str(path))
+    return path
+
+
+def module_as_program(model, example_input, trust_model: bool):
+    """For the Python API: (path, trust, keep-alive folder) for an nn.Module; anything else unchanged.
+
+    The program is written by edgex itself from the caller's module, so loading it back is trusted.
+    """
+    if model is None or isinstance(model, (str, Path)):
+        if example_input is not None:
+            raise UsageError("example_input is only for a torch.nn.Module model")
+        return model, trust_model, None
+    import tempfile
+
+    folder = tempfile.TemporaryDirectory(prefix="edgex-module-")
+    return save_module_program(model, example_input, Path(folder.name)), True, folder

@@ -1,0 +1,88 @@
+"""PyTorch sources through `convert`: ONNX, OpenVINO and TFLite, fp32 and int8, checked against the source."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import CLASSES, leftovers  # noqa: E402
+
+HAS_LITERT_TORCH = importlib.util.find_spec("litert_torch") is not None
+
+
+@pytest.fixture(scope="module")
+def tiny_torch(tiny_model, images_dir, tmp_path_factory):
+    """The tiny Keras Xception ported to PyTorch (safetensors + sidecar)."""
+    from edgex.port import port_keras
+
+    out = tmp_path_factory.mktemp("ported") / "tiny_torch.safetensors"
+    port_keras(tiny_model, out, verify_data=images_dir)
+    return out
+
+
+def test_fp32_onnx_and_openvino_match_the_pytorch_source(tiny_torch, images_dir, tmp_path):
+    from edgex.api import convert
+    from edgex.preprocess import find_images
+    from edgex.runtimes import open_runtime
+    from edgex.sources import load_source
+
+    results = []
+    for target in ("onnx", "openvino"):
+        results += convert(tiny_torch, target, calib_data=images_dir, output=tmp_path)
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    source = load_source(tiny_torch)
+    images = np.stack([source.preprocess.load(p) for p in find_images(images_dir)[:6]])
+    reference = source.predict(images)
+    for result, runtime in zip(results, ("onnxruntime", "openvino"), strict=True):
+        manifest = json.loads((tmp_path / "tiny_torch" / f"{result['target']}-fp32" / "manifest.json").read_text())
+        assert manifest["source"]["framework"] == "torch" and manifest["classes"] == CLASSES
+        assert manifest["inputs"][0]["layout"] == "NHWC"
+        model = tmp_path / "tiny_torch" / f"{result['target']}-fp32" / manifest["model_file"]
+        logits = open_runtime(runtime, model, "fp32").run(images)
+        np.testing.assert_allclose(logits, reference, rtol=0, atol=1e-3)
+    assert not leftovers(tmp_path)
+
+
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_int8_agrees_with_the_pytorch_source(tiny_torch, images_dir, tmp_path, target):
+    from edgex.api import convert
+
+    (result,) = convert(tiny_torch, target, int8=True, calib_data=images_dir, calib_size=24, output=tmp_path)
+    assert result["status"] == "ok" and result["parity"]["agreement"] >= 0.9, result
+
+
+@pytest.mark.skipif(not HAS_LITERT_TORCH, reason="litert-torch is not installed (pip install 'edgex[litert-torch]')")
+def test_tflite_int8_from_pytorch_has_nhwc_input_and_agrees(tiny_torch, images_dir, tmp_path):
+    from edgex.api import convert
+
+    (result,) = convert(tiny_torch, "tflite", int8=True, calib_data=images_dir, calib_size=24, output=tmp_path)
+    assert result["status"] == "ok" and result["parity"]["agreement"] >= 0.9, result
+    manifest = json.loads((tmp_path / "tiny_torch" / "tflite-int8" / "manifest.json").read_text())
+    assert manifest["inputs"][0]["shape"] == [1, 96, 96, 3] and manifest["inputs"][0]["layout"] == "NHWC"
+    assert manifest["quantization"]["method"] == "litert-torch PT2E"
+    assert manifest["preprocess"]["layout"] == "NHWC"
+
+
+@pytest.mark.skipif(HAS_LITERT_TORCH, reason="checks the hint shown when litert-torch is missing")
+def test_tflite_without_litert_torch_names_the_extra(tiny_torch, tmp_path):
+    from edgex.api import convert
+    from edgex.errors import MissingDependencyError
+
+    with pytest.raises(MissingDependencyError, match="litert-torch"):
+        convert(tiny_torch, "tflite", output=tmp_path)
+
+
+def test_python_api_takes_an_nn_module_with_an_example_input(tiny_torch, tmp_path):
+    from edgex.api import convert
+    from edgex.sources import load_source
+
+    module = load_source(tiny_torch).model.module
+    results = convert(module, "onnx", example_input=torch.zeros(1, 3, 96, 96), output=tmp_path, classes=CLASSES)
+    assert results[0]["status"] == "ok" and results[0]["parity"]["max_abs"] <= 1e-3
+    manifest = json.loads((tmp_path / "xception" / "onnx-fp32" / "manifest.json").read_text())
+    assert manifest["classes"] == CLASSES and manifest["inputs"][0]["shape"][1:] == [96, 96, 3]
