@@ -19,10 +19,22 @@ def tiny_artifacts(tiny_model, images_dir, tmp_path_factory):
 def bench_run(tiny_artifacts, images_dir, tmp_path_factory):
     work = tmp_path_factory.mktemp("bench")
     broken = truncated_copy(tiny_artifacts / "onnx-int8", work / "broken" / "onnx-int8")
+    escaping = _manifest_pointing_outside(tiny_artifacts / "onnx-int8", work / "crafted" / "onnx-int8")
     report_dir = work / "report"
-    done = run_edgex("bench", tiny_artifacts, broken, "--eval-data", images_dir, "--min-runs", "3", "--min-seconds",
-                     "0", "--warmup", "1", "--threads", "1", "--output", report_dir, "-q")
+    done = run_edgex("bench", tiny_artifacts, broken, escaping, "--eval-data", images_dir, "--min-runs", "3",
+                     "--min-seconds", "0", "--warmup", "1", "--threads", "1", "--output", report_dir, "-q")
     return done, report_dir
+
+
+def _manifest_pointing_outside(folder: Path, destination: Path) -> Path:
+    """A copy whose manifest names a model file outside the artifact folder (a crafted download)."""
+    import shutil
+
+    shutil.copytree(folder, destination)
+    manifest = json.loads((destination / "manifest.json").read_text())
+    manifest["model_file"] = "../../outside.onnx"
+    (destination / "manifest.json").write_text(json.dumps(manifest))
+    return destination
 
 
 def _independent_top1(folder, images_dir) -> float:
@@ -47,8 +59,9 @@ def test_failed_artifact_is_recorded_and_the_rest_complete(bench_run):
     by_status = {}
     for row in report["results"]:
         by_status.setdefault(row["status"], []).append(row)
-    assert len(by_status["ok"]) == 2 and len(by_status["failed"]) == 1
-    failed = by_status["failed"][0]
+    assert len(by_status["ok"]) == 2 and len(by_status["failed"]) == 2
+    failed, crafted = sorted(by_status["failed"], key=lambda row: "outside" in row["error"])
+    assert crafted["kind"] == "bad_input" and "points outside the artifact folder" in crafted["error"]
     assert failed["kind"] == "load_failed" and "model.onnx" in failed["error"] and failed["latency_ms"] is None
     assert "FAILED (load_failed)" in (report_dir / "report.md").read_text()
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgex.converters import TARGETS
-from edgex.errors import MissingInputError, UsageError
+from edgex.errors import EdgexError, MissingInputError, UsageError
 
 MODEL_SUFFIXES = {info.suffix: (info.name, info.runtime) for info in TARGETS.values()}
 
@@ -24,6 +23,7 @@ class ArtifactRef:
     runtime: str
     manifest: dict | None
     problem: str | None = None
+    problem_kind: str = "bad_input"
 
     @property
     def size_bytes(self) -> int:
@@ -57,19 +57,39 @@ def find_artifacts(paths: list[Path]) -> list[ArtifactRef]:
 
 
 def _from_folder(folder: Path) -> ArtifactRef:
+    from edgex.manifest import load_manifest
+
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest = load_manifest(folder)
         target, model_file = manifest["target"], folder / manifest["model_file"]
         runtime = TARGETS[target].runtime
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (EdgexError, KeyError) as exc:
         return ArtifactRef(folder.name, folder, folder / "?", "?", None, "?", None,
-                           problem=f"unreadable manifest.json: {exc}")
-    return ArtifactRef(f"{target}-{manifest.get('precision')}", folder, model_file, target, manifest.get("precision"),
-                       runtime, manifest)
+                           problem=f"unusable manifest.json: {exc}")
+    ref = ArtifactRef(f"{target}-{manifest.get('precision')}", folder, model_file, target,
+                      manifest.get("precision"), runtime, manifest)
+    ref.problem = _unsafe(model_file)
+    ref.problem_kind = "load_failed"
+    return ref
 
 
 def _from_file(path: Path) -> ArtifactRef:
     if (path.parent / "manifest.json").is_file():
         return _from_folder(path.parent)
     target, runtime = MODEL_SUFFIXES[path.suffix]
-    return ArtifactRef(path.stem, path.parent, path, target, None, runtime, None)
+    return ArtifactRef(path.stem, path.parent, path, target, None, runtime, None, problem=_unsafe(path),
+                       problem_kind="load_failed")
+
+
+def _unsafe(model_file: Path) -> str | None:
+    """Why the model file must not be handed to a runtime (format, external data, sizes), or None.
+
+    The full parse happens in the runner's own child process, so a native crash there spoils one row only.
+    """
+    from edgex.safety.model_file import check_model_file
+
+    try:
+        check_model_file(model_file, parse=False, formats={"onnx", "tflite", "openvino_ir"})
+    except EdgexError as exc:
+        return exc.one_line()
+    return None

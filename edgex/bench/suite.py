@@ -111,7 +111,7 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
              references: dict[str, dict], tmp: Path, runner: Callable[..., dict], reporter: Reporter) -> dict:
     row = _base_row(ref)
     if ref.problem:
-        return _fail(row, "bad_input", ref.problem)
+        return _fail(row, ref.problem_kind, ref.problem)
     inputs = None
     if cache is not None:
         if not ref.manifest or not ref.manifest.get("preprocess"):
@@ -125,6 +125,10 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
     with reporter.task(f"{ref.name}: {doing} in a child process"):
         answer = runner(ref.model_file, ref.runtime, ref.precision, settings,
                         inputs[1] if inputs else None, outputs if inputs else None)
+    if getattr(settings, "device", "cpu") == "gpu":
+        from edgex.gpu import check_gpu_answer
+
+        answer = check_gpu_answer(answer)  # onnxruntime falls back to the CPU without a word
     if not answer.get("ok"):
         return _fail(row, answer.get("kind", "crashed"), answer.get("error", "unknown error"), answer.get("hint"))
     row["runtime"] = answer["runtime"]

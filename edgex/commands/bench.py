@@ -9,7 +9,7 @@ from typing import TextIO
 
 from edgex.commands.console import stdout_reserved
 from edgex.errors import EXIT_CODES_HELP, EXIT_SOME_FAILED
-from edgex.remote.cli import add_remote_arguments
+from edgex.remote.cli import add_remote_arguments, check_remote_arguments
 
 
 def add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from edgex.bench.child import BenchSettings
 
     _check_positive(args)
+    check_remote_arguments(args)
     settings = BenchSettings(threads=args.threads, min_runs=args.min_runs, min_seconds=args.min_seconds,
                              warmup=args.warmup, batch=args.batch, device=args.device, timeout_s=args.timeout)
     return run_and_report(args, settings)

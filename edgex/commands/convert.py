@@ -1,4 +1,4 @@
-"""`edgex convert`: a Keras model to verified ONNX, OpenVINO IR and TFLite artifacts."""
+"""`edgex convert`: a Keras or PyTorch model to verified ONNX, OpenVINO IR and TFLite artifacts."""
 
 from __future__ import annotations
 
@@ -16,15 +16,17 @@ TARGET_CHOICES = ("onnx", "openvino", "tflite", "all")
 def add_parser(commands) -> None:
     convert = commands.add_parser(
         "convert",
-        help="convert a Keras model to ONNX, OpenVINO IR and TFLite, each checked against the source",
-        description="Convert a Keras Xception (default: the embedded kitchenware model) to verified artifacts "
+        help="convert a Keras or PyTorch model to ONNX, OpenVINO IR and TFLite, each checked against the source",
+        description="Convert a Keras or PyTorch Xception (default: the embedded kitchenware model) to verified "
+        "artifacts "
         "under OUTPUT/<model>/<target>-<precision>/, each with a manifest.json.",
         epilog="example:\n  edgex convert --model m.keras --target tflite --int8 --calib-data images/\n\n"
         + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = convert.add_argument_group("source")
-    src.add_argument("--model", help=".keras file, SavedModel folder, or .h5 (needs --trust-model); "
+    src.add_argument("--model", help=".keras, .safetensors (+ sidecar from edgex port), state_dict .pt; "
+                     "SavedModel folder, .h5 or .pt2 with --trust-model; "
                      "default: the embedded kitchenware Xception")
     src.add_argument("--trust-model", action="store_true",
                      help="allow model formats that can run code (.h5, SavedModel, Keras Lambda layers, "

@@ -193,9 +193,6 @@ def open_device(args: argparse.Namespace) -> RemoteDevice:
 def run_remote_suite(args: argparse.Namespace, settings, reporter=None) -> dict:
     """`edgex bench --remote`: the local suite (same rows, accuracy, report schema) with every runner call
     made on the device; each result gets the device's `device` section.
-
-    The suite calls `edgex.bench.suite.run_child` per artifact; for the duration of this call that name
-    points at the device instead (the CLI runs one suite per process).
     """
     from edgex.bench import suite
 
@@ -204,12 +201,8 @@ def run_remote_suite(args: argparse.Namespace, settings, reporter=None) -> dict:
             info = device.info
             reporter.info(f"device {device.target}: {info.get('cpu_model') or '?'} ({info.get('machine')}), "
                           f"python {info.get('python')}, numpy {info.get('numpy')}")
-        local_child, suite.run_child = suite.run_child, device
-        try:
-            report = suite.run_suite(args.artifacts, settings, args.eval_data, args.source, not args.no_source,
-                                     reporter)
-        finally:
-            suite.run_child = local_child
+        report = suite.run_suite(args.artifacts, settings, args.eval_data, args.source, not args.no_source,
+                                 reporter, runner=device)
         section = device.section()
     for row in report["results"]:
         row["device"] = section
