@@ -7,7 +7,7 @@ an artifact says exactly how it was quantized.
 from __future__ import annotations
 
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 
 from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
@@ -43,9 +43,13 @@ class Recipe:
     per_channel_weights: bool = True
     symmetric_weights: bool = True
     notes: str = ""
+    graph_rewrites: tuple[str, ...] = ()  # changes made to the quantized graph for the runtime's sake
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_rewrite(self, rewrite: str) -> Recipe:
+        return replace(self, graph_rewrites=(*self.graph_rewrites, rewrite))
 
 
 def onnx_recipe(range_estimator: str = DEFAULT_RANGE_ESTIMATOR) -> Recipe:

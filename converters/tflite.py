@@ -18,6 +18,7 @@ from edgex.calibration.dataset import CalibrationSet
 from edgex.calibration.ranges import RangeCollector
 from edgex.calibration.recipes import tflite_recipe
 from edgex.converters.base import ArtifactFiles, ConvertOptions
+from edgex.converters.tflite_xnnpack import fuse_relu_into_add
 
 from edgex.errors import DataError, EdgexError
 from edgex.sources import Source, quiet_tensorflow
@@ -68,6 +69,10 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
 
             flat = mlir_quantize(flat, disable_per_channel=False, input_data_type=io_type,
                                  output_data_type=io_type, denylisted_nodes=list(keep_float) or None)
+            flat, fused = fuse_relu_into_add(flat)
+            if fused:
+                recipe = recipe.with_rewrite(f"relu_into_add: {fused} standalone ReLUs fused into their ADD "
+                                             "(XNNPACK delegates no int8 RELU)")
             timings["quantize"] = time.perf_counter() - start
     except (ValueError, RuntimeError) as exc:
         raise DataError(f"TFLiteConverter could not convert {source.path}: {exc}") from exc

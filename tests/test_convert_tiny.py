@@ -66,6 +66,17 @@ def test_tflite_int8_has_int8_io_and_metadata(int8_run):
     assert read_metadata(folder / "model.tflite")["classes"] == CLASSES
 
 
+def test_tflite_int8_runs_as_one_xnnpack_partition(int8_run):
+    """Standalone int8 ReLUs would each fall back to TFLite's reference kernel and split the graph."""
+    from edgex.converters.tflite_xnnpack import xnnpack_partitions
+
+    out, _ = int8_run
+    folder = out / "tiny_xception" / "tflite-int8"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert any(r.startswith("relu_into_add") for r in manifest["quantization"]["graph_rewrites"])
+    assert xnnpack_partitions(folder / "model.tflite") == 1
+
+
 def test_openvino_int8_has_fake_quantize_and_rt_info(int8_run):
     import openvino as ov
 
