@@ -94,6 +94,10 @@ def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib
         raise EdgexError("int8 needs calibration images")
     start = time.perf_counter()
     flat, recipe = tflite_flatbuffer(source, options.precision, calib, progress)
+    if options.precision == "int8":
+        flat, fused = fuse_relu_into_add(flat)
+        if fused and recipe is not None:
+            recipe = {**recipe, "graph_rewrites": [f"relu_into_add: {fused} standalone ReLUs fused into their ADD"]}
     timings = {"litert_torch": time.perf_counter() - start}
     flat = add_metadata(flat, {"preprocess": source.preprocess.to_dict(), "classes": source.classes,
                                "recipe": recipe, "layout": source.preprocess.layout})

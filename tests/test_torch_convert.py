@@ -66,6 +66,10 @@ def test_tflite_int8_from_pytorch_has_nhwc_input_and_agrees(tiny_torch, images_d
     assert manifest["inputs"][0]["shape"] == [1, 96, 96, 3] and manifest["inputs"][0]["layout"] == "NHWC"
     assert manifest["quantization"]["method"] == "litert-torch PT2E"
     assert manifest["preprocess"]["layout"] == "NHWC"
+    from edgex.converters.tflite_xnnpack import xnnpack_partitions
+
+    partitions = xnnpack_partitions(tmp_path / "tiny_torch" / "tflite-int8" / "model.tflite")
+    assert partitions == 1 and manifest["quantization"]["graph_rewrites"][0].startswith("relu_into_add")
 
 
 @pytest.mark.skipif(HAS_LITERT_TORCH, reason="checks the hint shown when litert-torch is missing")
