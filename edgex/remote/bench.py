@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 from pathlib import Path
 
@@ -31,11 +30,9 @@ def _runner_path() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from edgex.sources import sha256_file
+
+    return sha256_file(path)
 
 
 def artifact_files(model_file: Path) -> dict[str, Path]:
