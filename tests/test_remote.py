@@ -82,6 +82,7 @@ def test_remote_bench_writes_report_with_device_section(sshd, device, tiny_artif
     assert row["device"]["runtimes"]["onnxruntime"]["available"] is False  # it really is a bare device
     assert row["device"]["cpu_model"] and row["device"]["isa"] is not None
     assert report["settings"]["remote"] == sshd.remote
+    assert f"device {sshd.remote}:" in (tmp_path / "r" / "report.md").read_text()  # where the numbers were taken
     assert_device_clean(sshd)
     # accuracy on the device comes from logits brought back: the same as running the same runtime here
     local = run_edgex("bench", tflite, "--eval-data", images_dir, "--no-source", "--output", tmp_path / "l", *FAST,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 COLUMNS = ("artifact", "status", "top-1", "top-5", "Δ top-1 vs FP32 (95% CI)", "agreement", "p50 ms", "p90 ms",
            "runs (time)", "size MB", "peak RSS MB", "ran as")
 
@@ -45,10 +47,22 @@ def reference_cells(ref: dict) -> list[str]:
 
 
 def machine_line(report: dict) -> str:
-    m = report.get("machine") or {}
+    """Where the numbers were measured: the device of a remote run (then the host), else this machine."""
+    devices = {json.dumps(r["device"], sort_keys=True): r["device"] for r in report.get("results", [])
+               if isinstance(r.get("device"), dict)}
+    host = _describe_machine(report.get("machine") or {})
+    if not devices:
+        return host
+    remote = "; ".join(f"device {d.get('remote')}: {_describe_machine(d)}" for d in devices.values())
+    return f"{remote} (driven from host {host})"
+
+
+def _describe_machine(m: dict) -> str:
     isa = ", ".join(m.get("isa") or []) or "none detected"
+    extras = "".join(f", {label} {m[key]}" for key, label in (("governor", "governor"), ("temperature_c", "°C"))
+                     if m.get(key) is not None)
     return (f"{m.get('cpu_model')} ({m.get('machine')}), {m.get('cores_usable')} usable cores, ISA: {isa}; "
-            f"{m.get('os')}; Python {m.get('python')}, numpy {m.get('numpy')}")
+            f"{m.get('os')}; Python {m.get('python')}, numpy {m.get('numpy')}{extras}")
 
 
 def settings_line(report: dict) -> str:
