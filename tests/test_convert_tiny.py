@@ -15,6 +15,7 @@ def int8_run(tiny_model, images_dir, tmp_path_factory):
     done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--int8", "--calib-data", images_dir,
                      "--calib-size", "24", "--output", out, "--json", "-q")
     assert done.returncode == 0, done.stderr
+    assert done.stderr == "", f"-q must keep TensorFlow's, tf2onnx's and NNCF's logs off the terminal: {done.stderr}"
     return out, json.loads(done.stdout)
 
 

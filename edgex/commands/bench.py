@@ -88,7 +88,7 @@ def run_and_report(args: argparse.Namespace, settings) -> int:
     from edgex.progress import Reporter, RichReporter
 
     reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved() as stdout:
+    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
         if getattr(args, "remote", None):  # the same suite, each runner call made on the device over SSH
             from edgex.remote.bench import run_remote_suite
 

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as exc:
             raise DataError(f"class list {path} is not valid JSON: {exc}") from exc
     reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved() as stdout:
+    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
         return _convert_and_print(args, classes, reporter, stdout)
 
 

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--samples and --top must be at least 1")
     int8_manifest(Path(args.artifact))  # fail before any output when it is no int8 artifact
     reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved() as stdout:
+    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
         reporter.info(f"diagnosing {args.artifact} on {args.samples} images from {args.calib_data}")
         with reporter.task("diagnosing layers", None) as advance:
             result = diagnose(Path(args.artifact), Path(args.calib_data), samples=args.samples,

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if verify is not None and not verify.is_dir():
         raise MissingInputError(f"verification folder {verify} does not exist", "Pass an image folder.")
     reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved() as stdout:
+    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
         summary = port_keras(Path(args.model) if args.model else None, Path(args.output), verify_data=verify,
                              tolerance=args.tolerance, trust_model=args.trust_model, reporter=reporter)
         check = summary["verification"]

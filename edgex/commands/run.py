@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from edgex.run_pipeline import run_pipeline
 
     reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved() as stdout:
+    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
         report = run_pipeline(plan, reporter, reuse=args.reuse)
         if not args.quiet:
             print(render_markdown(report), file=stdout)
