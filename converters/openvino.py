@@ -34,6 +34,9 @@ class _Replayable:
 
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
             progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
+    from edgex.telemetry import disable_vendor_telemetry
+
+    disable_vendor_telemetry()
     import openvino as ov
 
     timings: dict[str, float] = {}

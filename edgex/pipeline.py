@@ -19,6 +19,7 @@ from edgex.parity import DEFAULT_THRESHOLDS, Thresholds, compare, failures
 from edgex.progress import Reporter
 from edgex.runtimes import open_runtime
 from edgex.sources import Source, default_calibration_dir, load_source
+from edgex.telemetry import disable_vendor_telemetry
 from edgex.versions import tool_versions
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -52,6 +53,7 @@ class ConvertRequest:
 def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> list[dict]:
     """Build, verify and publish every requested artifact; raise GateError if any fails parity."""
     reporter = reporter or Reporter()
+    disable_vendor_telemetry()  # before openvino/nncf load: no network, no fork from a threaded process
     if request.precision not in PRECISIONS:
         raise UsageError(f"unknown precision {request.precision!r}", f"Use one of: {', '.join(PRECISIONS)}.")
     targets = resolve_targets(request.target)

@@ -35,12 +35,31 @@ def _raise_terminated(signum, _frame) -> None:
     raise Terminated(signum)
 
 
+def _default_handlers_in_child() -> None:
+    """A forked child (a library's multiprocessing helper) must die on SIGTERM as usual.
+
+    With edgex's Python-level handler it would only set a flag, and a child stuck in C code (a
+    fork from a threaded process can deadlock in the dynamic loader) would never exit, so the
+    parent's `terminate(); join()` would wait forever.
+    """
+    for s in _HANDLED:
+        signal.signal(s, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_fork_hook_registered = False
+
+
 @contextlib.contextmanager
 def handle_signals() -> Iterator[None]:
     """Within the block, SIGTERM and SIGHUP raise `Terminated` (main thread only; a no-op elsewhere)."""
+    global _fork_hook_registered
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if not _fork_hook_registered and hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_default_handlers_in_child)
+        _fork_hook_registered = True
     previous = {s: signal.signal(s, _raise_terminated) for s in _HANDLED}
     try:
         yield
