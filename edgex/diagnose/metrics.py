@@ -40,6 +40,16 @@ class ErrorStats:
         return math.sqrt(self.noise / self.signal)
 
 
+def output_error(run, samples, references) -> tuple[ErrorStats, float]:
+    """Error of `run(sample)` against each reference output, and the share of samples whose top-1 agrees."""
+    stats, agree = ErrorStats(), 0
+    for sample, reference in zip(samples, references, strict=True):
+        value = run(sample)
+        stats.add(reference, value)
+        agree += int(np.argmax(value) == np.argmax(reference))
+    return stats, agree / max(len(samples), 1)
+
+
 @dataclass
 class RangeUse:
     """How much of its int8 grid a tensor's values really span: low means a stretched range."""

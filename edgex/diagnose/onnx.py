@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgex.diagnose.metrics import ErrorStats, RangeUse
+from edgex.diagnose.metrics import ErrorStats, RangeUse, output_error
 
 
 def activation_pairs(model) -> list[dict]:
@@ -135,12 +135,8 @@ def analyse(int8_path: Path, samples: list[np.ndarray], with_isolated: bool,
                 if node_name in users:
                     nodes[node_name].input[slot] = users[node_name]
             session = _session(single)
-            iso, agree = ErrorStats(), 0
-            for sample, reference_out in zip(samples, references, strict=True):
-                value = session.run([ref_final], {input_name: sample})[0]
-                iso.add(reference_out, value)
-                agree += int(np.argmax(value) == np.argmax(reference_out))
-            result["isolated"][row["layer"]] = (iso, agree / max(len(samples), 1))
+            result["isolated"][row["layer"]] = output_error(
+                lambda x, session=session: session.run([ref_final], {input_name: x})[0], samples, references)
             if progress:
                 progress()
     return result

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgex.diagnose.metrics import ErrorStats, RangeUse
+from edgex.diagnose.metrics import ErrorStats, RangeUse, output_error
 
 _F32 = {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": 2}
 
@@ -110,12 +110,8 @@ def analyse(xml_path: Path, samples: list[np.ndarray], with_isolated: bool,
             single = core.read_model(str(xml_path))
             _bypass(single, {row["layer"]})
             compiled = core.compile_model(single, "CPU", _F32)
-            iso, hits = ErrorStats(), 0
-            for sample, reference_out in zip(samples, references, strict=True):
-                value = list(compiled(sample).values())[0]
-                iso.add(reference_out, value)
-                hits += int(np.argmax(value) == np.argmax(reference_out))
-            result["isolated"][row["layer"]] = (iso, hits / max(len(samples), 1))
+            result["isolated"][row["layer"]] = output_error(
+                lambda x, compiled=compiled: list(compiled(x).values())[0], samples, references)
             if progress:
                 progress()
     return result

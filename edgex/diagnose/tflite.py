@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgex.diagnose.metrics import ErrorStats, RangeUse
+from edgex.diagnose.metrics import ErrorStats, RangeUse, output_error
 
 _SKIP_OPS = ("QUANTIZE", "DEQUANTIZE")
 
@@ -130,17 +130,16 @@ def isolated(fp32_path: Path, rows: list[dict], samples: list[np.ndarray],
     for row in rows:
         flat = _with_fake_quant(model, graph, schema, row, codes)
         interpreter = _interpreter(flat)
-        stats, agree = ErrorStats(), 0
-        for sample, reference in zip(samples, references, strict=True):
-            _set_input(interpreter, sample)
-            interpreter.invoke()
-            value = _output(interpreter)
-            stats.add(reference, value)
-            agree += int(np.argmax(value) == np.argmax(reference))
-        out[row["layer"]] = (stats, agree / max(len(samples), 1))
+        out[row["layer"]] = output_error(lambda x, it=interpreter: _invoke(it, x), samples, references)
         if progress:
             progress()
     return out
+
+
+def _invoke(interpreter, sample):
+    _set_input(interpreter, sample)
+    interpreter.invoke()
+    return _output(interpreter)
 
 
 def _opcode(model, schema, builtin: int) -> int:
