@@ -1,35 +1,26 @@
-"""Per-target post-training quantization recipes, chosen for the CPU that will run them.
+"""Per-target post-training quantization recipes: an ordered list per target, fastest first.
 
-A recipe is plain data: it is applied by the converter and written into the manifest, so
-an artifact says exactly how it was quantized.
+A recipe is plain data: the converter applies it and the manifest records it, so an artifact says
+exactly how it was quantized. `convert` tries a target's recipes in order and keeps the first one
+whose artifact passes the parity gate in the runtime's default configuration (see edgex.pipeline).
+
+`safe_isa` names the CPU classes (edgex.isa) whose int8 kernels cannot overflow on the recipe's
+weights by construction. The parity gate only measures the CPU that converts; a recipe that is not
+safe everywhere is verified for that CPU alone, and bench/eval warn when it runs elsewhere.
 """
 
 from __future__ import annotations
 
 import platform
 from dataclasses import asdict, dataclass, replace
-from functools import lru_cache
 
 from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
 
+from edgex.errors import UsageError
+from edgex.isa import ISA_CLASSES, X86_MACHINES
 
-@lru_cache(maxsize=1)
-def cpu_flags() -> frozenset[str]:
-    """ISA feature flags of this CPU (Linux /proc/cpuinfo; empty elsewhere)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
-
-
-def has_int8_dot_product() -> bool:
-    """True where the CPU has an int8 dot-product instruction (x86 VNNI, Arm dotprod)."""
-    flags = cpu_flags()
-    return bool(flags & {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"})
+_EVERYWHERE = ISA_CLASSES
+_NOT_AVX2 = tuple(c for c in ISA_CLASSES if c != "x86-avx2")
 
 
 @dataclass(frozen=True)
@@ -37,11 +28,15 @@ class Recipe:
     """How one target is quantized."""
 
     target: str
+    name: str
     range_estimator: str = DEFAULT_RANGE_ESTIMATOR
     activation_type: str = "int8"
     weight_type: str = "int8"
+    weight_bits: int = 8  # 7: half the int8 range, so two u8*s8 products fit a saturating int16
     per_channel_weights: bool = True
     symmetric_weights: bool = True
+    preset: str = ""  # OpenVINO: NNCF's QuantizationPreset
+    safe_isa: tuple[str, ...] = _EVERYWHERE
     notes: str = ""
     graph_rewrites: tuple[str, ...] = ()  # changes made to the quantized graph for the runtime's sake
 
@@ -52,34 +47,67 @@ class Recipe:
         return replace(self, graph_rewrites=(*self.graph_rewrites, rewrite))
 
 
-def onnx_recipe(range_estimator: str = DEFAULT_RANGE_ESTIMATOR) -> Recipe:
-    """ORT QDQ: uint8 activations with int8 weights (U8S8) on x86.
-
-    ORT's x86 kernels (VNNI and AVX2 alike) run U8S8 natively; S8S8 activations are
-    converted on the fly, which made Xception 48 ms instead of 31 ms on this Zen 4.
-    """
-    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
-    return Recipe(
-        target="onnx",
-        range_estimator=range_estimator,
-        activation_type="uint8" if x86 or not cpu_flags() else "int8",
-        weight_type="int8",
-        notes="ORT quantize_static, QDQ, per-channel weights, ranges from edgex's streaming estimator",
-    )
-
-
-def openvino_recipe(range_estimator: str = DEFAULT_RANGE_ESTIMATOR) -> Recipe:
-    return Recipe(
-        target="openvino",
-        range_estimator="nncf_default" if range_estimator == DEFAULT_RANGE_ESTIMATOR else range_estimator,
-        activation_type="uint8/int8 (NNCF performance preset)",
-        notes="nncf.quantize with the calibration set; NNCF's own mean-of-per-sample min/max ranges",
-    )
+def _onnx(machine: str) -> list[Recipe]:
+    notes = "ORT quantize_static, QDQ, per-channel weights, ranges from edgex's streaming estimator"
+    w7 = Recipe("onnx", "u8s8-w7", activation_type="uint8", weight_bits=7,
+                notes=notes + "; 7-bit weights (reduce_range): no VPMADDUBSW saturation on AVX2-only x86")
+    u8u8 = Recipe("onnx", "u8u8", activation_type="uint8", weight_type="uint8", symmetric_weights=False,
+                  notes=notes + "; uint8 weights: ORT's U8U8 kernels do not saturate, about 1.3x slower on AVX2")
+    full = Recipe("onnx", "u8s8", activation_type="uint8", safe_isa=_NOT_AVX2,
+                  notes=notes + "; full 8-bit weights: may saturate in ORT's fused kernels on AVX2-only x86")
+    if machine in X86_MACHINES:
+        return [w7, u8u8, full]
+    # Arm: MLAS runs S8S8 natively (sdot/smull) and widens before it adds, so 8-bit weights are safe there.
+    s8s8 = Recipe("onnx", "s8s8", safe_isa=_NOT_AVX2, notes=notes + "; int8 activations (Arm's native S8S8)")
+    return [s8s8, w7, u8u8]
 
 
-def tflite_recipe(range_estimator: str = DEFAULT_RANGE_ESTIMATOR) -> Recipe:
-    return Recipe(
-        target="tflite",
-        range_estimator=range_estimator,
-        notes="TFLiteConverter calibrate-only, ranges replaced by edgex's estimator, then MLIR full-int8 quantizer",
-    )
+def _openvino() -> list[Recipe]:
+    notes = "nncf.quantize with the calibration set; NNCF's own mean-of-per-sample min/max ranges"
+    return [
+        Recipe("openvino", "performance-w7", range_estimator="nncf_default", activation_type="uint8/int8",
+               weight_bits=7, preset="performance",
+               notes=notes + "; OverflowFix.ENABLE (7-bit weights): no saturation on AVX2/AVX-512 without VNNI"),
+        Recipe("openvino", "mixed-w7", range_estimator="nncf_default", activation_type="uint8/int8 asymmetric",
+               weight_bits=7, preset="mixed", notes=notes + "; asymmetric activations, OverflowFix.ENABLE"),
+        Recipe("openvino", "performance", range_estimator="nncf_default", activation_type="uint8/int8",
+               preset="performance", safe_isa=_NOT_AVX2,
+               notes=notes + "; NNCF defaults (OverflowFix.FIRST_LAYER): may saturate on AVX2-only x86"),
+    ]
+
+
+def _tflite() -> list[Recipe]:
+    notes = "TFLiteConverter calibrate-only, ranges replaced by edgex's estimator, then MLIR quantizer"
+    return [
+        # XNNPACK's QS8 kernels widen int8 to int16 before multiplying: no saturation on any ISA.
+        # Layers kept in float, when int8 itself is the problem, are the accuracy budget's job.
+        Recipe("tflite", "int8", notes=notes + ", full int8"),
+    ]
+
+
+def candidate_recipes(target: str, range_estimator: str = DEFAULT_RANGE_ESTIMATOR,
+                      machine: str | None = None) -> list[Recipe]:
+    """The recipes `convert` tries for `target`, in order: portable and fastest first."""
+    machine = (machine or platform.machine()).lower()
+    table = {"onnx": lambda: _onnx(machine), "openvino": _openvino, "tflite": _tflite}
+    recipes = table[target]()
+    if range_estimator != DEFAULT_RANGE_ESTIMATOR:
+        recipes = [replace(r, range_estimator=range_estimator) for r in recipes]
+    return recipes
+
+
+def recipe_named(target: str, name: str | None, range_estimator: str = DEFAULT_RANGE_ESTIMATOR) -> Recipe:
+    """One recipe by name (None: the first candidate); an unknown name is a usage error listing the others."""
+    recipes = candidate_recipes(target, range_estimator)
+    if name is None:
+        return recipes[0]
+    for recipe in recipes:
+        if recipe.name == name:
+            return recipe
+    raise UsageError(f"{target} has no recipe {name!r}",
+                     f"{target} recipes here: {', '.join(r.name for r in recipes)}.")
+
+
+def all_recipe_names() -> dict[str, list[str]]:
+    """target -> recipe names on this machine (for --help and error messages)."""
+    return {t: [r.name for r in candidate_recipes(t)] for t in ("onnx", "openvino", "tflite")}

@@ -14,6 +14,7 @@ class ConvertOptions:
     range_estimator: str = DEFAULT_RANGE_ESTIMATOR
     float_io: bool = False
     opset: int = 17
+    recipe: str | None = None  # int8: a name from calibration.recipes (None: the target's first candidate)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from edgex.calibration.dataset import CalibrationSet
 from edgex.calibration.ranges import RangeCollector
-from edgex.calibration.recipes import onnx_recipe
+from edgex.calibration.recipes import recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 
 from edgex.errors import DataError, EdgexError
@@ -48,7 +48,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         if options.precision == "int8":
             if calib is None:
                 raise EdgexError("int8 needs calibration images")
-            recipe = onnx_recipe(options.range_estimator)
+            recipe = recipe_named("onnx", options.recipe, options.range_estimator)
             start = time.perf_counter()
             quantize_int8(fp32, out, calib, recipe, Path(tmp), progress, nodes_to_exclude=keep_float)
             timings["quantize"] = time.perf_counter() - start
@@ -88,7 +88,10 @@ def _quiet_env() -> dict:
 
 def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Path, progress=None,
                   nodes_to_exclude: tuple[str, ...] = ()) -> None:
-    """Static QDQ int8 with per-channel weights and streaming, outlier-robust activation ranges."""
+    """Static QDQ int8 with per-channel weights and streaming, outlier-robust activation ranges.
+
+    `recipe.weight_bits == 7` is ORT's reduce_range (weights only): it keeps every pair of u8*s8
+    products inside the int16 that ORT's AVX2 kernels (no VNNI) accumulate into."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.calibrate import TensorsData, save_tensors_data
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -111,6 +114,7 @@ def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Pat
         weight_type=qtype[recipe.weight_type],
         calibrate_method=CalibrationMethod.MinMax,
         nodes_to_exclude=list(nodes_to_exclude) or None,
+        reduce_range=recipe.weight_bits == 7,
         extra_options={"ActivationSymmetric": False, "WeightSymmetric": recipe.symmetric_weights},
     )
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from edgex.calibration.dataset import CalibrationSet
-from edgex.calibration.recipes import openvino_recipe
+from edgex.calibration.recipes import Recipe, recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 
 from edgex.errors import DataError, EdgexError
@@ -57,12 +57,12 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
             raise EdgexError("int8 needs calibration images")
         import nncf
 
-        recipe = openvino_recipe(options.range_estimator)
+        recipe = recipe_named("openvino", options.recipe, options.range_estimator)
         start = time.perf_counter()
         names = _op_names(model, keep_float)
         ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
         model = nncf.quantize(model, nncf.Dataset(_Replayable(calib, progress)), subset_size=len(calib),
-                              ignored_scope=ignored)
+                              ignored_scope=ignored, preset=_preset(recipe), advanced_parameters=_advanced(recipe))
         timings["quantize"] = time.perf_counter() - start
     model.set_rt_info(source.preprocess.to_json(), ["edgex", "preprocess"])
     model.set_rt_info(json.dumps(source.classes), ["edgex", "classes"])
@@ -78,6 +78,23 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         recipe=recipe.to_dict() if recipe else None,
         timings_s=timings,
     )
+
+
+def _preset(recipe: Recipe):
+    import nncf
+
+    return {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}[recipe.preset]
+
+
+def _advanced(recipe: Recipe):
+    """The recipe's overflow fix and range estimator as NNCF parameters (nothing recorded that did not run)."""
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
+    params = {"overflow_fix": OverflowFix.ENABLE if recipe.weight_bits == 7 else OverflowFix.FIRST_LAYER}
+    if recipe.range_estimator == "minmax":  # global min/max, as --calib-method minmax asks
+        params["activations_range_estimator_params"] = RangeEstimatorParametersSet.MINMAX
+    return AdvancedQuantizationParameters(**params)
 
 
 def _op_names(model, keep_float: tuple[str, ...]) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from edgex.calibration.dataset import CalibrationSet
 from edgex.calibration.ranges import RangeCollector
-from edgex.calibration.recipes import tflite_recipe
+from edgex.calibration.recipes import recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 from edgex.converters.tflite_xnnpack import fuse_relu_into_add
 
@@ -49,7 +49,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     elif options.precision == "int8":
         if calib is None:
             raise EdgexError("int8 needs calibration images")
-        recipe = tflite_recipe(options.range_estimator)
+        recipe = recipe_named("tflite", options.recipe, options.range_estimator)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.representative_dataset = lambda: (
@@ -64,9 +64,9 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
             flat = apply_robust_ranges(flat, calib, recipe.range_estimator, progress)
             timings["calibrate"] = time.perf_counter() - start
             start = time.perf_counter()
-            io_type = tf.float32 if options.float_io else tf.int8
             from tensorflow.lite.python.convert import mlir_quantize
 
+            io_type = tf.float32 if options.float_io else tf.int8
             flat = mlir_quantize(flat, disable_per_channel=False, input_data_type=io_type,
                                  output_data_type=io_type, denylisted_nodes=list(keep_float) or None)
             flat, fused = fuse_relu_into_add(flat)
@@ -109,15 +109,16 @@ def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib
 
 def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, progress=None) -> bytes:
     """Replace the converter's global min/max of every calibrated tensor with edgex's estimate."""
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     graph = model.subgraphs[0]
     targets = {i: t for i, t in enumerate(graph.tensors)
                if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min)}
-    interpreter = tf.lite.Interpreter(model_content=bytes(calibrated), num_threads=None,
-                                      experimental_preserve_all_tensors=True)
+    # No delegate: XNNPACK would fuse ops and keep their intermediate tensors to itself.
+    interpreter = Interpreter(model_content=bytes(calibrated), experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()
     input_index = interpreter.get_input_details()[0]["index"]
     collector = RangeCollector(method)
@@ -174,9 +175,10 @@ def read_metadata(path: Path) -> dict | None:
 
 
 def describe(path: Path) -> tuple[list[dict], list[dict]]:
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter = Interpreter(model_path=str(path),
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
 
     def one(detail: dict) -> dict:
         scale, zero_point = detail["quantization"]

@@ -48,11 +48,15 @@ def convert(
     min_eval_agreement: float | None = None,
     budget_trials: int | None = None,
     skip_bad_images: bool = False,
+    recipe: str | None = None,
 ) -> list[dict]:
     """Convert a Keras Xception (None: the embedded kitchenware model) to verified artifacts.
 
     `model` may also be a PyTorch file (.safetensors/.pt with sidecar, .pt2 with trust_model) or a
     `torch.nn.Module` with `example_input`, one (1, 3, H, W) batch.
+
+    int8 tries each target's recipes in order (`edgex.calibration.recipes`) and keeps the first that
+    passes parity; `recipe` forces one by name.
 
     Returns one dict per artifact (target, precision, path, parity, size_bytes). Raises an
     `edgex.errors.EdgexError` subclass on failure; `GateError` carries `.results`.
@@ -70,9 +74,11 @@ def convert(
         from edgex.parity import DEFAULT_THRESHOLDS
 
         base = DEFAULT_THRESHOLDS[precision]
+        cosine = base.min_cosine if min_cosine is None else min_cosine
         thresholds = Thresholds(
             min_agreement=base.min_agreement if min_agreement is None else min_agreement,
-            min_cosine=base.min_cosine if min_cosine is None else min_cosine,
+            min_cosine=cosine,
+            min_tail_cosine=min(base.min_tail_cosine, cosine),  # a relaxed mean relaxes the tail with it
         )
     # A torch.nn.Module (with example_input) travels as a torch.export program edgex writes and loads back.
     model, trust_model, _program_dir = module_as_program(model, example_input, trust_model)
@@ -93,7 +99,10 @@ def convert(
         classes=classes,
         budget=_budget(int8, max_accuracy_drop, eval_data, min_eval_agreement, budget_trials),
         skip_bad_images=skip_bad_images,
+        recipe=recipe,
     )
+    if recipe is not None and precision != "int8":
+        raise UsageError("--recipe applies to --int8 only")
     return run_convert(request, reporter)
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import TextIO
 
-from edgex.commands.console import stdout_reserved
+from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP, EXIT_SOME_FAILED
 from edgex.remote.cli import add_remote_arguments, check_remote_arguments
 
@@ -85,10 +85,9 @@ def _check_positive(args: argparse.Namespace) -> None:
 def run_and_report(args: argparse.Namespace, settings) -> int:
     """Shared by bench and eval: measure, write the reports, print the table (or JSON)."""
     from edgex.bench.suite import run_suite
-    from edgex.progress import Reporter, RichReporter
 
-    reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
+    with stdout_reserved(silence_native=not args.debug) as stdout:
+        reporter = reporter_for(args, stdout)
         if getattr(args, "remote", None):  # the same suite, each runner call made on the device over SSH
             from edgex.remote.bench import run_remote_suite
 

@@ -9,13 +9,23 @@ from collections.abc import Iterator
 from typing import TextIO
 
 
-@contextlib.contextmanager
-def stdout_reserved(silence_native: bool = False) -> Iterator[TextIO]:
-    """Send everything written to fd 1 (C++ logs of TensorFlow, LiteRT, NNCF bars) to stderr.
+def reporter_for(args, stdout: TextIO):
+    """edgex's own status lines: on stdout, or on stderr with --json (stdout is the JSON); none with -q."""
+    from edgex.progress import Reporter, RichReporter
 
-    Yields a stream on the real stdout, so `--json` output stays parseable. With `silence_native`
-    (`-q` without `--debug`) fd 1 and fd 2 both go to /dev/null while the command works, since
-    TensorFlow, tf2onnx and NNCF log there whatever their log levels say; the one-line error of a
+    if getattr(args, "quiet", False):
+        return Reporter()
+    return RichReporter(getattr(stdout, "edgex_stderr", None) if getattr(args, "json", False) else stdout)
+
+
+@contextlib.contextmanager
+def stdout_reserved(silence_native: bool = True) -> Iterator[TextIO]:
+    """Keep the terminal for edgex's own lines while native libraries log freely.
+
+    Yields a stream on the real stdout (its `edgex_stderr` attribute: one on the real stderr). With
+    `silence_native` (every command unless `--debug`) fd 1 and fd 2 go to /dev/null while the
+    command works, since TensorFlow, tf2onnx, LiteRT and NNCF log there whatever their log levels
+    say; without it fd 1 goes to stderr, so `--json` stays parseable. The one-line error of a
     failure is written by the CLI after this block has restored stderr.
     """
     sys.stdout.flush()
@@ -30,6 +40,7 @@ def stdout_reserved(silence_native: bool = False) -> Iterator[TextIO]:
     else:
         os.dup2(2, 1)
     real = os.fdopen(os.dup(saved_out), "w")
+    real.edgex_stderr = os.fdopen(os.dup(saved_err if saved_err is not None else 2), "w")
     try:
         yield real
     finally:
@@ -42,3 +53,5 @@ def stdout_reserved(silence_native: bool = False) -> Iterator[TextIO]:
             os.close(saved_err)
         real.flush()
         real.close()
+        real.edgex_stderr.flush()
+        real.edgex_stderr.close()

@@ -7,7 +7,7 @@ import json
 from typing import TextIO
 
 from edgex.commands.argtypes import floats3, size
-from edgex.commands.console import stdout_reserved
+from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP
 
 TARGET_CHOICES = ("onnx", "openvino", "tflite", "all")
@@ -39,6 +39,8 @@ def add_parser(commands) -> None:
     prec.add_argument("--int8", action="store_true", help="full-integer post-training quantization")
     prec.add_argument("--fp16", action="store_true", help="fp16 weights (openvino, tflite)")
     prec.add_argument("--dynamic", action="store_true", help="dynamic-range int8 weights (tflite)")
+    tgt.add_argument("--recipe", help="int8: force one quantization recipe by name (default: try the target's "
+                     "recipes in order, fastest first, and keep the first that passes parity; see README)")
     tgt.add_argument("--float-io", action="store_true", help="tflite int8: keep float input and output")
     tgt.add_argument("--output", default="edgex-out", help="output folder (default: ./edgex-out)")
     cal = convert.add_argument_group("calibration")
@@ -66,7 +68,8 @@ def add_parser(commands) -> None:
     gate.add_argument("--min-agreement", type=float, help="top-1 agreement with the source "
                       "(default 0.99 fp32, 0.95 fp16, 0.9 int8/dynamic)")
     gate.add_argument("--min-cosine", type=float, help="mean logit cosine similarity "
-                      "(default 0.9999 fp32, 0.999 fp16, 0.98 dynamic, 0.95 int8)")
+                      "(default 0.9999 fp32, 0.999 fp16, 0.98 dynamic, 0.95 int8); the worst-5%% cosine must "
+                      "also reach 0.999 / 0.99 / 0.9 / 0.85, or this value if lower")
     acc = convert.add_argument_group("accuracy budget (int8; exit 3 when missed, best artifact kept as "
                                      "<target>-int8-budget-missed)")
     acc.add_argument("--max-accuracy-drop", type=float, metavar="PP",
@@ -84,8 +87,6 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgex.progress import Reporter, RichReporter
-
     classes = None
     if args.classes:
         from pathlib import Path
@@ -99,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
             classes = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise DataError(f"class list {path} is not valid JSON: {exc}") from exc
-    reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
+    with stdout_reserved(silence_native=not args.debug) as stdout:
+        reporter = reporter_for(args, stdout)
         return _convert_and_print(args, classes, reporter, stdout)
 
 
@@ -117,7 +118,7 @@ def _convert_and_print(args: argparse.Namespace, classes, reporter, stdout: Text
             crop_fraction=args.crop_fraction, mean=args.mean, std=args.std, layout=args.layout,
             float_io=args.float_io, trust_model=args.trust_model, min_agreement=args.min_agreement,
             min_cosine=args.min_cosine, classes=classes, reporter=reporter,
-            skip_bad_images=args.skip_bad_images,
+            skip_bad_images=args.skip_bad_images, recipe=args.recipe,
             max_accuracy_drop=args.max_accuracy_drop, eval_data=args.eval_data,
             min_eval_agreement=args.min_eval_agreement, budget_trials=args.budget_trials,
         )

@@ -38,17 +38,16 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edgex.commands.console import stdout_reserved
+    from edgex.commands.console import reporter_for, stdout_reserved
     from edgex.diagnose.report import render
     from edgex.diagnose.run import diagnose, int8_manifest
     from edgex.errors import UsageError
-    from edgex.progress import Reporter, RichReporter
 
     if args.samples < 1 or args.top < 1:
         raise UsageError("--samples and --top must be at least 1")
     int8_manifest(Path(args.artifact))  # fail before any output when it is no int8 artifact
-    reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
+    with stdout_reserved(silence_native=not args.debug) as stdout:
+        reporter = reporter_for(args, stdout)
         reporter.info(f"diagnosing {args.artifact} on {args.samples} images from {args.calib_data}")
         with reporter.task("diagnosing layers", None) as advance:
             result = diagnose(Path(args.artifact), Path(args.calib_data), samples=args.samples,

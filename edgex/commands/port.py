@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from edgex.commands.console import stdout_reserved
+from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP
 
 
@@ -38,13 +38,12 @@ def run(args: argparse.Namespace) -> int:
 
     from edgex.errors import MissingInputError
     from edgex.port import port_keras
-    from edgex.progress import Reporter, RichReporter
 
     verify = Path(args.verify_data) if args.verify_data else None
     if verify is not None and not verify.is_dir():
         raise MissingInputError(f"verification folder {verify} does not exist", "Pass an image folder.")
-    reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
+    with stdout_reserved(silence_native=not args.debug) as stdout:
+        reporter = reporter_for(args, stdout)
         summary = port_keras(Path(args.model) if args.model else None, Path(args.output), verify_data=verify,
                              tolerance=args.tolerance, trust_model=args.trust_model, reporter=reporter)
         check = summary["verification"]

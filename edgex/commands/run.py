@@ -42,14 +42,13 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(json.dumps(plan.describe(), indent=2))
         return 0
-    from edgex.commands.console import stdout_reserved
+    from edgex.commands.console import reporter_for, stdout_reserved
     from edgex.errors import EXIT_SOME_FAILED
-    from edgex.progress import Reporter, RichReporter
     from edgex.report.markdown import render_markdown
     from edgex.run_pipeline import run_pipeline
 
-    reporter = Reporter() if args.quiet else RichReporter()
-    with stdout_reserved(silence_native=args.quiet and not args.debug) as stdout:
+    with stdout_reserved(silence_native=not args.debug) as stdout:
+        reporter = reporter_for(args, stdout)
         report = run_pipeline(plan, reporter, reuse=args.reuse)
         if not args.quiet:
             print(render_markdown(report), file=stdout)

@@ -18,13 +18,13 @@ _SKIP_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 
 def _interpreter(path_or_bytes, preserve: bool = False):
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     kwargs = {"model_content": path_or_bytes} if isinstance(path_or_bytes, bytes) else {
         "model_path": str(path_or_bytes)}
     if preserve:  # a delegate would fuse ops and keep their intermediate tensors to itself
-        kwargs["experimental_op_resolver_type"] = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interpreter = tf.lite.Interpreter(**kwargs, num_threads=2, experimental_preserve_all_tensors=preserve)
+        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter = Interpreter(**kwargs, num_threads=2, experimental_preserve_all_tensors=preserve)
     interpreter.allocate_tensors()
     return interpreter
 

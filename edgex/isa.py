@@ -1,0 +1,45 @@
+"""The CPU's instruction-set class: which int8 kernels a runtime will pick, and so which recipes are safe.
+
+int8 convolution kernels differ by ISA. With an int8 dot product (x86 VNNI/AMX, Arm dotprod) they
+accumulate straight into int32. On AVX2-only x86 (no VNNI) ONNX Runtime's and oneDNN's U8S8 kernels
+use VPMADDUBSW, which adds two u8*s8 products into a saturating int16: 255*127*2 = 64770 overflows
+it, 255*64*2 = 32640 (7-bit weights) cannot. So an artifact is only as portable as its recipe.
+"""
+
+from __future__ import annotations
+
+import platform
+from functools import lru_cache
+
+X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
+ARM64_MACHINES = ("aarch64", "arm64")
+X86_INT8_DOT = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+
+# Every ISA class edgex tells apart, slowest int8 path first.
+ISA_CLASSES = ("x86-avx2", "x86-vnni", "arm64", "arm64-dotprod")
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """ISA feature flags of this CPU (Linux /proc/cpuinfo; empty elsewhere)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def isa_class(flags: frozenset[str] | set[str] | list[str] | None = None, machine: str | None = None) -> str:
+    """'x86-vnni', 'x86-avx2', 'arm64-dotprod', 'arm64' or 'other' for a CPU (default: this one)."""
+    flags = set(cpu_flags() if flags is None else flags)
+    machine = (machine or platform.machine()).lower()
+    if machine in X86_MACHINES:
+        if flags & X86_INT8_DOT:
+            return "x86-vnni"
+        return "x86-avx2" if "avx2" in flags else "other"
+    if machine in ARM64_MACHINES:
+        return "arm64-dotprod" if "asimddp" in flags else "arm64"
+    return "other"
