@@ -14,6 +14,33 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["red_stripes", "green_bars", "blue_checks", "gray_rings"]
 TINY_SIZE = 96
+TINY_WEIGHTS = REPO / "tests" / "data" / "tiny_xception.weights.npz"
+# What the fixtures must be on every machine (tests/test_fixtures.py); change only with make_tiny_weights.py.
+TINY_WEIGHTS_SHA256 = "af91fbf46c716f911d09b1841b315aaa07d0dae66f79dc5f6ad3d5b8349ca2c3"
+IMAGES_SHA256 = "8493085ee8ade2ce737c91d1c20bb95135308f1ef64b5c8d68cc748358cc2274"
+
+
+def weights_sha256(model) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight, np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def pixels_sha256(root: Path) -> str:
+    """Hash of the decoded pixels of every image under `root`, in path order."""
+    import hashlib
+
+    from PIL import Image
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode())
+        with Image.open(path) as image:
+            digest.update(np.asarray(image.convert("RGB")).tobytes())
+    return digest.hexdigest()
 
 
 def shared_dir() -> Path:
@@ -39,12 +66,11 @@ def make_image(kind: int, rng: np.random.Generator, height: int = 90, width: int
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
-@pytest.fixture(scope="session")
-def images_dir(tmp_path_factory) -> Path:
-    """Folder per class, 8 images each, jpg and png mixed, in nested sub-folders."""
+def write_images(root: Path) -> Path:
+    """Folder per class, 8 images each, jpg and png mixed, in nested sub-folders (seeded: same pixels
+    everywhere with the locked Pillow; test_fixtures checks the decoded pixels against IMAGES_SHA256)."""
     from PIL import Image
 
-    root = tmp_path_factory.mktemp("images")
     rng = np.random.default_rng(0)
     for k, name in enumerate(CLASSES):
         for i in range(8):
@@ -53,6 +79,11 @@ def images_dir(tmp_path_factory) -> Path:
             suffix = ".png" if i % 3 == 0 else ".jpg"
             Image.fromarray(make_image(k, rng)).save(folder / f"{i}{suffix}")
     return root
+
+
+@pytest.fixture(scope="session")
+def images_dir(tmp_path_factory) -> Path:
+    return write_images(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="session")
@@ -66,25 +97,23 @@ def constant_images_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory, images_dir) -> Path:
-    """A tiny Xception (width 1/8, 2 middle blocks, 96x96) with a head fitted to the generated images."""
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny Xception (width 1/8, 2 middle blocks, 96x96) with the committed weights of
+    tests/data/tiny_xception.weights.npz: trained on the generated images, never retrained here."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
-    from edgex.evaluate import labelled_folder, preprocess_all
-    from edgex.models.keras_xception import build_xception, fit_linear_head, recalibrate_batchnorm
-    from edgex.preprocess import Preprocess
-
-    keras.utils.set_random_seed(0)
-    model = build_xception(input_size=TINY_SIZE, classes=len(CLASSES), width=0.125, middle_blocks=2)
-    files, labels, _ = labelled_folder(images_dir, CLASSES)
-    inputs = preprocess_all(files, Preprocess(TINY_SIZE, TINY_SIZE))
-    recalibrate_batchnorm(model, inputs)
-    fit_linear_head(model, inputs, labels)
     path = tmp_path_factory.mktemp("model") / "tiny_xception.keras"
-    model.save(path)
+    build_tiny_model().save(path)
     path.with_suffix(".classes.json").write_text(json.dumps(CLASSES))
     return path
+
+
+def build_tiny_model():
+    from edgex.models.keras_xception import build_xception
+
+    model = build_xception(input_size=TINY_SIZE, classes=len(CLASSES), width=0.125, middle_blocks=2)
+    with np.load(TINY_WEIGHTS) as stored:
+        model.set_weights([stored[k].astype(np.float32) for k in sorted(stored.files)])
+    return model
 
 
 def run_edgex(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:

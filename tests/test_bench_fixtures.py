@@ -17,13 +17,14 @@ def _convert_once(tiny_model: Path, images_dir: Path, base: Path, target: str) -
     return folder
 
 
-def tiny_int8_artifacts(tiny_model: Path, images_dir: Path, tmp_path_factory) -> Path:
+def tiny_int8_artifacts(tiny_model: Path, images_dir: Path, tmp_path_factory,
+                        targets: tuple[str, ...] = ("onnx", "tflite")) -> Path:
     """OUT/tiny_xception/{onnx,tflite}-int8 (tflite has int8 input and output: the quantized-io path).
 
     Each test module wraps this in its own `tiny_artifacts` fixture; the folder is shared, so the
     conversions run once per session."""
     base = tmp_path_factory.getbasetemp() / "bench-artifacts"
-    for target in ("onnx", "tflite"):
+    for target in targets:
         _convert_once(tiny_model, images_dir, base, target)
     return base / "tiny_xception"
 
