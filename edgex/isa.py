@@ -43,3 +43,14 @@ def isa_class(flags: frozenset[str] | set[str] | list[str] | None = None, machin
     if machine in ARM64_MACHINES:
         return "arm64-dotprod" if "asimddp" in flags else "arm64"
     return "other"
+
+
+def portability_warning(manifest: dict | None, running_on: str) -> str | None:
+    """Why an int8 artifact may be less accurate on the CPU class `running_on` than where it was verified."""
+    quant = (manifest or {}).get("quantization") or {}
+    safe, verified = quant.get("safe_isa"), quant.get("verified_isa")
+    if safe is None or running_on in safe or running_on == verified:
+        return None
+    return (f"recipe {quant.get('name')} was verified on {verified} and is not overflow-safe on {running_on}, "
+            f"the CPU running it now: its int8 kernels may saturate here. Check accuracy with edgex eval on this "
+            f"machine, or rebuild with the default recipe (safe on {', '.join(ISA_CLASSES)}).")

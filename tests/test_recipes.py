@@ -22,6 +22,7 @@ def _convert(tiny_model, images_dir, out, *extra, env=None):
 
 def test_recipe_lists_put_portable_recipes_first():
     from edgex.calibration.recipes import candidate_recipes
+
     from edgex.isa import ISA_CLASSES
 
     for target in ("onnx", "openvino", "tflite"):
@@ -109,3 +110,34 @@ def test_default_onnx_recipe_keeps_parity_on_avx2_without_vnni(tiny_model, image
         cosines[recipe] = float(cos.mean())
     assert cosines["u8s8-w7"] >= 0.975, cosines
     assert cosines["u8s8"] < 0.95, cosines  # proves the emulated CPU really took the saturating kernels
+
+
+def test_portability_warning_names_the_unverified_cpu_class():
+    from edgex.isa import portability_warning
+
+    full = {"quantization": {"name": "u8s8", "safe_isa": ["x86-vnni", "arm64", "arm64-dotprod"],
+                             "verified_isa": "x86-vnni"}}
+    assert portability_warning(full, "x86-vnni") is None
+    assert portability_warning(full, "arm64") is None
+    warning = portability_warning(full, "x86-avx2")
+    assert "u8s8" in warning and "x86-vnni" in warning and "x86-avx2" in warning
+    portable = {"quantization": {"name": "u8s8-w7", "safe_isa": ["x86-avx2", "x86-vnni", "arm64", "arm64-dotprod"],
+                                 "verified_isa": "x86-vnni"}}
+    assert portability_warning(portable, "x86-avx2") is None
+    assert portability_warning({"quantization": None}, "x86-avx2") is None  # fp32: nothing to warn about
+
+
+def test_bench_rows_carry_the_warning_for_another_cpu_class(tiny_model, images_dir, tmp_path):
+    from edgex.bench.child import BenchSettings
+    from edgex.bench.suite import run_suite
+
+    assert _convert(tiny_model, images_dir, tmp_path, "--recipe", "u8s8").returncode == 0
+    artifact = tmp_path / "tiny_xception" / "onnx-int8"
+    settings = BenchSettings(min_runs=1, min_seconds=0, warmup=0)
+    (row,) = run_suite([artifact], settings, cpu={"machine": "x86_64", "isa": ["avx2", "fma"]})["results"]
+    verified = json.loads((artifact / "manifest.json").read_text())["quantization"]["verified_isa"]
+    if verified == "x86-avx2":
+        pytest.skip("converted on an AVX2-only CPU: the recipe was verified there")
+    assert row["status"] == "ok" and "x86-avx2" in row["warnings"][0]
+    (row,) = run_suite([artifact], settings, cpu={"machine": "x86_64", "isa": ["avx2", "avx512_vnni"]})["results"]
+    assert "warnings" not in row

@@ -48,16 +48,19 @@ class _EvalInputs:
 
 def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None = None,
               source: Path | None = None, use_source: bool = True, reporter: Reporter | None = None,
-              runner: Callable[..., dict] | None = None) -> dict:
+              runner: Callable[..., dict] | None = None, cpu: dict | None = None) -> dict:
     """Measure every artifact under `paths`; returns the report (see edgex.report.schema).
 
     `runner` has run_child's signature and answers with the runner protocol's JSON (edgex.remote passes
-    one that runs runner.py on a device); default: a local child process.
+    one that runs runner.py on a device); default: a local child process. `cpu`: the runner probe of the
+    machine that runs the artifacts (default: this one), for the int8 portability warning.
     """
+    from edgex.isa import isa_class
     from edgex.report.schema import build_report
 
     reporter = reporter or Reporter()
     runner = runner or run_child
+    running_on = isa_class(cpu.get("isa") or [], cpu.get("machine")) if cpu else isa_class()
     refs = _unique_names(find_artifacts(paths))
     data = None
     if eval_data is not None:
@@ -72,6 +75,7 @@ def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None
         for number, ref in enumerate(refs, 1):
             reporter.info(f"[{number}/{len(refs)}] {ref.name}: {ref.folder}")
             row = _measure(ref, settings, cache, reference, references, Path(tmp), runner, reporter)
+            _warn_if_unverified(row, ref, running_on, reporter)
             rows.append(row)
             if row["status"] == "ok":
                 top1 = (row.get("accuracy") or {}).get("top1")
@@ -82,6 +86,15 @@ def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None
             else:
                 reporter.info(f"[red]✗ {ref.name}: {row['error']}[/red]")
     return build_report(rows, settings, data.describe() if data is not None else None, list(references.values()))
+
+
+def _warn_if_unverified(row: dict, ref: ArtifactRef, running_on: str, reporter: Reporter) -> None:
+    from edgex.isa import portability_warning
+
+    warning = portability_warning(ref.manifest, running_on)
+    if warning:
+        row.setdefault("warnings", []).append(warning)
+        reporter.info(f"[yellow]! {ref.name}: {warning}[/yellow]")
 
 
 def _unique_names(refs: list[ArtifactRef]) -> list[ArtifactRef]:

@@ -199,7 +199,7 @@ def run_remote_suite(args: argparse.Namespace, settings, reporter=None) -> dict:
             reporter.info(f"device {device.target}: {info.get('cpu_model') or '?'} ({info.get('machine')}), "
                           f"python {info.get('python')}, numpy {info.get('numpy')}")
         report = suite.run_suite(args.artifacts, settings, args.eval_data, args.source, not args.no_source,
-                                 reporter, runner=device)
+                                 reporter, runner=device, cpu=device.info)
         section = device.section()
     for row in report["results"]:
         row["device"] = section
