@@ -31,13 +31,27 @@ DEFAULT_THRESHOLDS = {
 }
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
-    """Agreement and error statistics of candidate logits against reference logits."""
+def comparable(outputs: np.ndarray, output_kind: str = "logits") -> np.ndarray:
+    """Outputs in a space where cosine means closeness. Probabilities become their square roots: the cosine
+    of sqrt(p) and sqrt(q) is the Bhattacharyya coefficient, 1 only for equal distributions, where a plain
+    cosine of two confident softmaxes stays near 1 whatever the other classes do."""
+    outputs = np.asarray(outputs, np.float64)
+    if output_kind == "softmax":
+        return np.sqrt(np.clip(outputs, 0, None))
+    if output_kind == "sigmoid":  # one Bernoulli per class
+        p = np.clip(outputs, 0, 1)
+        return np.sqrt(np.concatenate([p, 1 - p], axis=1))
+    return outputs
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, output_kind: str = "logits") -> dict:
+    """Agreement and error statistics of candidate outputs against reference outputs."""
     reference = np.asarray(reference, np.float64)
     candidate = np.asarray(candidate, np.float64)
     diff = np.abs(reference - candidate)
-    norms = np.linalg.norm(reference, axis=1) * np.linalg.norm(candidate, axis=1)
-    cosine = np.sum(reference * candidate, axis=1) / np.maximum(norms, 1e-12)
+    ref, cand = comparable(reference, output_kind), comparable(candidate, output_kind)
+    norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
+    cosine = np.sum(ref * cand, axis=1) / np.maximum(norms, 1e-12)
     finite = bool(np.all(np.isfinite(candidate)))
     return {
         "n": int(len(reference)),
@@ -48,6 +62,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> dict:
         "cosine": float(cosine.mean()) if finite else 0.0,
         "min_cosine": float(cosine.min()) if finite else 0.0,
         "p05_cosine": float(np.percentile(cosine, 5)) if finite else 0.0,
+        "cosine_of": "logits" if output_kind == "logits" else f"sqrt {output_kind} probabilities (Bhattacharyya)",
     }
 
 

@@ -84,6 +84,11 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
 
     check_input_fits(model_input_shape(source), source.preprocess, source.path)
     load_s = time.perf_counter() - started
+    reporter.info(f"input: {describe_input(source.preprocess)}; output: {source.output_kind}")
+    if source.removed_layers:
+        reporter.info("inference graph: bypassed " + ", ".join(f"{r['name']} ({r['type']})"
+                                                             for r in source.removed_layers)
+                      + ", identity at inference")
     try:
         calib, parity_inputs = _calibration(request, source)
         skipped = parity_inputs[1].get("skipped_bad_images", [])
@@ -170,6 +175,16 @@ def _predict(fn, images: list[np.ndarray], advance) -> np.ndarray:
         out.append(fn(image[None]))
         advance()
     return np.concatenate(out)
+
+
+def describe_input(pre) -> str:
+    """The inferred input contract as one line a user can check."""
+    scaling = ("raw 0..255 pixels (the model scales them itself: " + ", ".join(pre.source.get("model_layers", []))
+               + ")") if pre.mean == (0.0, 0.0, 0.0) and pre.std == (1.0, 1.0, 1.0) else (
+        f"(x - {pre.mean[0]:g}) / {pre.std[0]:g}" if len(set(pre.mean)) == 1 and len(set(pre.std)) == 1
+        else f"(x - {list(pre.mean)}) / {list(pre.std)}")
+    crop = f", center crop {pre.crop_fraction:g}" if pre.crop_fraction else ""
+    return f"{pre.channel_order} {pre.height}x{pre.width} {pre.layout}, {pre.interpolation} resize{crop}, {scaling}"
 
 
 def _recipes_to_try(info: TargetInfo, request: ConvertRequest) -> list[str | None]:
@@ -280,7 +295,7 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
         runtime = open_runtime(info.runtime, files.model, precision, request.threads)
         candidate, latency_ms = _timed_predict(runtime.run, parity_inputs[0], advance)
     candidate = _test_hook_break(info.name, recipe, candidate)
-    metrics = compare(reference, candidate)
+    metrics = compare(reference, candidate, source.output_kind)
     parity = {**metrics, "inputs": parity_inputs[1], "thresholds": thresholds.to_dict(), "runtime": runtime.info}
     problems = failures(metrics, thresholds)
     parity["passed"] = not problems
@@ -293,6 +308,8 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
         "files": describe_files(files.files, staging),
         "inputs": [{**i, "layout": source.preprocess.layout} for i in files.inputs],
         "outputs": files.outputs,
+        "output_kind": source.output_kind,
+        "inference_graph": {"removed": source.removed_layers},
         "classes": source.classes,
         "preprocess": source.preprocess.to_dict(),
         "calibration": calib.describe() if calib is not None else None,

@@ -6,7 +6,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +54,9 @@ class Source:
     model: object
     preprocess: Preprocess
     classes: list[str] | None = None
+    export_model: object | None = None  # the inference graph (edgex.models.inference_graph); None: `model`
+    removed_layers: list[dict] = field(default_factory=list)  # bypassed as identity at inference
+    output_kind: str = "logits"  # or "softmax" / "sigmoid": the parity check compares probabilities then
     _saved_model_dir: Path | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
 
@@ -80,7 +82,7 @@ class Source:
             else:
                 self._tmp = tempfile.TemporaryDirectory(prefix="edgex-savedmodel-")
                 out = Path(self._tmp.name) / "saved_model"
-                self.model.export(str(out), format="tf_saved_model", verbose=False)
+                (self.export_model or self.model).export(str(out), format="tf_saved_model", verbose=False)
                 self._saved_model_dir = out
         return self._saved_model_dir
 
@@ -164,32 +166,48 @@ def _load_saved_model(path: Path):
 
 def infer_preprocess(model, framework: str) -> Preprocess:
     """Input size and scaling from the model; Xception's x/127.5-1 unless the model rescales itself."""
+    layers = []
     if framework == "keras":
+        from edgex.models.input_contract import input_layers
+
+        if len(model.inputs) != 1 or len(model.outputs) != 1:
+            raise DataError(
+                f"the model has {len(model.inputs)} input(s) and {len(model.outputs)} output(s); edgex converts "
+                "image classifiers with one image input and one output",
+                "Save the classification output alone, e.g. keras.Model(model.inputs, model.outputs[0]).")
         shape = tuple(model.inputs[0].shape)
+        layers = input_layers(model)
     else:
         fn = model.signatures["serving_default"]
         spec = next(iter(fn.structured_input_signature[1].values()))
         shape = tuple(spec.shape)
     if len(shape) != 4:
-        raise DataError(f"model input has shape {shape}; edgex expects one image batch (N, H, W, C)")
+        raise DataError(f"model input has shape {shape}; edgex expects one image batch (N, H, W, C)",
+                        "edgex converts image classifiers; other inputs are not supported.")
     if shape[-1] == 3:
         layout, height, width = "NHWC", shape[1], shape[2]
     elif shape[1] == 3:
         layout, height, width = "NCHW", shape[2], shape[3]
     else:
         raise DataError(f"model input has shape {shape}; expected 3 colour channels")
+    return _contract(layers, layout, height, width)
+
+
+def _contract(layers: list, layout: str, height, width) -> Preprocess:
+    """The Preprocess spec and where each part of it came from."""
+    from edgex.models.input_contract import describe_layer, scales_itself, spatial_size
+
+    origin = {"inferred_from": "model input", "model_layers": [describe_layer(layer) for layer in layers]}
     if height is None or width is None:
-        height = width = 299  # Xception's native size, for models with a free spatial size.
-    mean = std = (127.5, 127.5, 127.5)
-    if framework == "keras" and _rescales_itself(model):
+        height, width = spatial_size(layers) or (299, 299)  # the model's own resize, else Xception's size
+        origin["size"] = "the model's Resizing/CenterCrop" if spatial_size(layers) else "Xception default 299x299"
+    if scales_itself(layers):
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    return Preprocess(height=int(height), width=int(width), mean=mean, std=std, layout=layout,
-                      source={"inferred_from": "model input"})
-
-
-def _rescales_itself(model) -> bool:
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    return bool(layers) and type(layers[0]).__name__ == "Rescaling"
+        origin["scaling"] = "raw 0..255 pixels: the model scales them itself"
+    else:
+        mean = std = (127.5, 127.5, 127.5)
+        origin["scaling"] = "x / 127.5 - 1 (keras.applications.xception.preprocess_input): no scaling layer"
+    return Preprocess(height=int(height), width=int(width), mean=mean, std=std, layout=layout, source=origin)
 
 
 def _classes_for(path: Path) -> list[str] | None:
@@ -237,7 +255,7 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
             "bench and eval take ONNX, OpenVINO IR and TFLite artifacts.",
         )
     name = path.stem if path.is_file() else path.name
-    return Source(
+    source = Source(
         name=name,
         path=path.resolve(),
         framework=framework,
@@ -245,7 +263,10 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
         preprocess=infer_preprocess(model, framework),
         classes=classes or _classes_for(path),
     )
+    if framework == "keras":
+        from edgex.models.inference_graph import inference_model
+        from edgex.models.input_contract import output_kind
 
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+        source.export_model, source.removed_layers = inference_model(model)
+        source.output_kind = output_kind(model)
+    return source
