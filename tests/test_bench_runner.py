@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -139,3 +140,56 @@ def test_a_dead_runner_becomes_a_crashed_row():
                       "error": "runner died (signal SIGSEGV): Fatal Python error: Segmentation fault"}
     assert parse_answer('noise\n{"ok": true, "runs": 3}\n', "", 0) == {"ok": True, "runs": 3}
     assert parse_answer("not json", "", 1)["error"] == "runner died (exit code 1): (no output)"
+
+
+def test_threads_default_to_the_usable_cores_of_the_machine_that_runs(tiny_artifacts, tmp_path):
+    """No --threads: every runtime gets the runner's own usable cores (a device's, not its host's); taskset
+    stands in for a smaller machine."""
+    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs taskset and at least 2 usable cores")
+    model = tiny_artifacts / "tflite-int8" / "model.tflite"
+    args = ["run", "--artifact", model, "--runtime", "litert", "--min-runs", "1", "--min-seconds", "0", "--warmup", "0"]
+    code, result = _runner(*args)
+    assert code == 0, result
+    assert result["threads"] == result["runtime"]["threads"] == len(os.sched_getaffinity(0))
+    one_core = ["taskset", "-c", str(min(os.sched_getaffinity(0))), sys.executable, str(RUNNER)]
+    for command, key in ((args, "threads"), (["probe"], "cores_usable")):
+        done = subprocess.run([*one_core, *map(str, command)], capture_output=True, text=True, timeout=300)
+        assert json.loads(done.stdout.strip().splitlines()[-1])[key] == 1, done.stderr[-500:]
+    code, result = _runner(*args, "--threads", "1")
+    assert code == 0 and result["threads"] == 1
+
+
+def test_every_runtime_is_opened_with_the_default_threads(tiny_artifacts, monkeypatch):
+    """LiteRT left alone runs 1 thread, ONNX Runtime the physical cores: the runner passes its count to each."""
+    from edgex.bench import runner
+
+    monkeypatch.setattr(runner, "usable_cores", lambda: 1)  # OpenVINO caps it at the cores there are
+    onnx = tiny_artifacts / "onnx-int8" / "model.onnx"
+    ort_session = runner.open_session("onnxruntime", onnx, "int8")
+    assert ort_session.session.get_session_options().intra_op_num_threads == 1 == ort_session.info["threads"]
+    ov_session = runner.open_session("openvino", onnx, "int8")  # OpenVINO reads ONNX too
+    assert int(ov_session.compiled.get_property("INFERENCE_NUM_THREADS")) == 1 == ov_session.info["threads"]
+    assert str(ov_session.compiled.get_property("PERFORMANCE_HINT")).endswith("LATENCY")
+    interpreter, _ = runner.litert_interpreter()
+    seen = {}
+
+    class Spy(interpreter):
+        def __init__(self, *args, **kwargs):
+            seen.update(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "litert_interpreter", lambda: (Spy, "ai-edge-litert"))
+    litert = runner.open_session("litert", tiny_artifacts / "tflite-int8" / "model.tflite", "int8")
+    assert seen["num_threads"] == 1 == litert.info["threads"]
+
+
+def test_runner_command_line_defaults_are_edgexs():
+    """runner.py stands alone on devices, so it repeats edgex's timing defaults: they must not drift apart."""
+    from edgex.bench.child import BenchSettings
+    from edgex.bench.runner import build_parser
+
+    defaults = BenchSettings()
+    args = build_parser().parse_args(["run", "--artifact", "m", "--runtime", "litert"])
+    assert (args.threads, args.min_runs, args.min_seconds, args.warmup, args.batch, args.device) == (
+        defaults.threads, defaults.min_runs, defaults.min_seconds, defaults.warmup, defaults.batch, defaults.device)

@@ -91,6 +91,10 @@ def test_remote_bench_writes_report_with_device_section(sshd, device, tiny_artif
     (here,) = json.loads((tmp_path / "l" / "report.json").read_text())["results"]
     assert row["accuracy"]["top1"] == here["accuracy"]["top1"]
     assert "device" not in here
+    # the same command times the same way here and there (the loopback device is this machine)
+    timing = ("threads", "batch", "warmup", "runs")
+    assert {k: row[k] for k in timing} == {k: here[k] for k in timing} and row["threads"] >= 1
+    assert row["runtime"] == here["runtime"]  # same package, delegate, precision and threads
 
 
 def test_artifact_whose_runtime_is_missing_on_the_device_is_reported(sshd, device, tiny_artifacts, tmp_path):

@@ -12,7 +12,7 @@ from conftest import run_edgex
 
 from edgex.bench.child import BenchSettings
 from edgex.report.html import render_html
-from edgex.report.markdown import render_markdown
+from edgex.report.markdown import compare_markdown, render_markdown
 from edgex.report.schema import build_report, pareto_names
 from edgex.report.write import write_reports
 
@@ -23,7 +23,7 @@ def _row(name: str, p50: float | None, top1: float | None, size: int = 20_000_00
     return {"name": name, "target": target, "precision": precision, "status": status, "kind": None if ok else
             "load_failed", "error": None if ok else "cannot load model.onnx: truncated", "size_bytes": size,
             "runtime": {"name": "onnxruntime", "version": "1", "providers": ["CPUExecutionProvider"],
-                        "precision_ran": precision} if ok else None,
+                        "precision_ran": precision, "threads": 2} if ok else None,
             "latency_ms": {"p50": p50, "p90": p50 * 1.2, "mean": p50, "std": 1.0, "min": p50 * 0.9, "p99": p50 * 1.3,
                            "max": p50 * 1.4} if ok else None,
             "runs": 50 if ok else None, "seconds": 10.2 if ok else None, "peak_rss_mb": 300.0 if ok else None,
@@ -106,3 +106,37 @@ def test_html_renders_scatter_and_table_in_headless_chromium(tmp_path):
     assert count("#e6740b", plot) > 100  # tflite
     assert count("#d62728", plot) > 50  # the Pareto front
     assert count("#fde8e8") > 1000  # the failed row of the table, shaded
+
+
+def _cells(text: str, name: str) -> dict[str, str]:
+    """One artifact's row of a Markdown table, by column name."""
+    lines = [line for line in text.splitlines() if line.startswith("| ")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    row = next(line for line in lines if line.startswith(f"| {name} "))
+    return dict(zip(header, (c.strip() for c in row.strip("|").split("|")), strict=True))
+
+
+def test_every_row_says_how_it_was_timed(tmp_path):
+    """Latencies at different thread counts do not compare: report.json, .md and .html show each row's threads."""
+    rows = [_row("onnx-int8", 60.0, 0.9059), _row("tflite-int8", 45.0, 0.9032)]
+    rows[1]["runtime"]["threads"] = 4
+    report = _report(rows)
+    assert [r["threads"] for r in report["results"]] == [2, 4]
+    paths = write_reports(report, tmp_path)
+    assert [r["threads"] for r in json.loads(paths["json"].read_text())["results"]] == [2, 4]
+    text = paths["md"].read_text()
+    assert _cells(text, "onnx-int8")["threads"] == "2" and _cells(text, "tflite-int8")["threads"] == "4"
+    assert "threads all usable cores (2, 4)" in text  # no --threads: each machine's own
+    html = paths["html"].read_text()
+    assert "<th>threads</th>" in html and "<td>4</td>" in html
+    pinned = build_report([_row("onnx-int8", 60.0, 0.9)], BenchSettings(threads=1), None, [])
+    assert "threads 1," in render_markdown(pinned)
+
+
+def test_comparison_shows_both_thread_counts(tmp_path):
+    laptop = _report([_row("tflite-int8", 20.0, 0.9)])
+    pi_row = _row("tflite-int8", 80.0, 0.9)
+    pi_row["runtime"]["threads"] = 4
+    text = compare_markdown(laptop, _report([pi_row]), "laptop", "pi")
+    cells = _cells(text, "tflite-int8")
+    assert (cells["threads laptop"], cells["threads pi"], cells["pi/laptop p50"]) == ("2", "4", "4.00x")

@@ -14,7 +14,12 @@ RUNNER = Path(__file__).with_name("runner.py")
 
 @dataclass
 class BenchSettings:
-    """How to time: runs continue until both min_runs and min_seconds are reached, after `warmup` runs."""
+    """How to time: runs continue until both min_runs and min_seconds are reached, after `warmup` runs.
+
+    These are edgex's defaults (the commands read them from here). `threads` None is not resolved on the
+    host: the runner picks every usable core of the machine that runs the artifact (a device's own, with
+    --remote). runner.py repeats the others as its own command-line defaults, since it runs alone on devices.
+    """
 
     threads: int | None = None
     min_runs: int = 50

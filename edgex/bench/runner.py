@@ -5,13 +5,18 @@
         [--inputs in.npy --outputs out.npy]
     python runner.py probe
 
+--threads defaults to every core this process may use (`probe`'s cores_usable), decided here, on the
+machine that runs the artifact, for every runtime: LiteRT's own default is one thread, ONNX Runtime's
+the physical cores, OpenVINO's all cores, and a host cannot know a device's cores.
+
 This file is self-contained on purpose: it imports only the standard library, numpy and the runtime
 it measures, so it can be copied alone to an edge device (a Raspberry Pi with tflite-runtime) and run
 there. edgex runs it in a child process per artifact, so one crash or leak spoils no other row.
 
 Protocol: the last line on stdout is ONE JSON object. `run` reports load_ms, first_inference_ms,
 latency_ms {mean, std, min, p50, p90, p99, max} of the timed runs (warm-up excluded; runs continue
-until both --min-runs and --min-seconds are reached), runs, seconds, batch, throughput_ips and
+until both --min-runs and --min-seconds are reached), runs, seconds, batch, warmup, threads (also in
+runtime.threads), throughput_ips and
 peak_rss_mb (the process high-water mark after the timed runs, before the memory-mapped --inputs
 batch is run). With
 --inputs (a float32 batch, preprocessed as the artifact expects) it also writes float32 logits to
@@ -108,12 +113,11 @@ def _fixed_shape(dims, batch: int) -> tuple[int, ...]:
 class OnnxRuntimeSession:
     """ONNX Runtime: CPU provider; with device="gpu", TensorRT then CUDA providers when present."""
 
-    def __init__(self, path: Path, precision: str | None = None, threads: int | None = None, device: str = "cpu"):
+    def __init__(self, path: Path, precision: str | None, threads: int, device: str = "cpu"):
         ort = _import_runtime("onnxruntime", "onnxruntime")
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads
         available = ort.get_available_providers()
         providers = ["CPUExecutionProvider"]
         if device == "gpu":
@@ -139,20 +143,21 @@ class OnnxRuntimeSession:
 
 class OpenVinoSession:
     """OpenVINO on CPU (or GPU). fp32 artifacts run with INFERENCE_PRECISION_HINT=f32: on CPUs with bf16
-    (AMX or AVX512_BF16) the plugin otherwise silently runs bf16. `info` says what really ran, read
-    from the compiled model's runtime graph."""
+    (AMX or AVX512_BF16) the plugin otherwise silently runs bf16. PERFORMANCE_HINT=LATENCY is set, not
+    left to the plugin version's default: the protocol times one synchronous request. `info` says what
+    really ran, read from the compiled model's runtime graph."""
 
-    def __init__(self, path: Path, precision: str | None = None, threads: int | None = None, device: str = "cpu"):
+    def __init__(self, path: Path, precision: str | None, threads: int, device: str = "cpu"):
         ov = _import_runtime("openvino", "openvino")
         core = ov.Core()
         target = device.upper()
         if target not in core.available_devices:
             raise RunnerError("missing_runtime", f"OpenVINO has no {target} device "
                               f"(has {', '.join(core.available_devices)})", "Install the device's OpenVINO plugin.")
-        config = {}
+        config = {"PERFORMANCE_HINT": "LATENCY"}
         if precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"
-        if threads and target == "CPU":
+        if target == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(str(path), target, config)
         self.request = self.compiled.create_infer_request()
@@ -163,7 +168,8 @@ class OpenVinoSession:
         self.info = {"name": "openvino", "runtime": "openvino", "package": "openvino",
                      "version": package_version("openvino")[1] or ov.get_version(), "device": target,
                      "precision": precision, "precision_ran": _PRECISION_NAMES.get(ran, ran),
-                     "inference_precision": hint, "compute_layer_precisions": layers, "threads": threads}
+                     "inference_precision": hint, "compute_layer_precisions": layers, "performance_hint": "LATENCY",
+                     "threads": threads if target == "CPU" else None}
 
     def _compute_precisions(self) -> dict[str, int]:
         """How many convolution/matmul layers ran in each precision (u8 for int8, bf16, f32...)."""
@@ -201,10 +207,11 @@ def litert_interpreter():
 
 
 class LiteRtSession:
-    """LiteRT with its default XNNPACK delegate. The graph has a fixed batch (edgex converts batch 1);
-    other batch sizes resize the input once, and shorter batches are padded."""
+    """LiteRT with its default XNNPACK delegate; num_threads is always passed (left out, it is 1). The graph
+    has a fixed batch (edgex converts batch 1); other batch sizes resize the input once, and shorter
+    batches are padded."""
 
-    def __init__(self, path: Path, precision: str | None = None, threads: int | None = None, device: str = "cpu"):
+    def __init__(self, path: Path, precision: str | None, threads: int, device: str = "cpu"):
         if device != "cpu":
             raise RunnerError("missing_runtime", "edgex runs LiteRT on the CPU only (XNNPACK)", "Use --device cpu.")
         interpreter, package = litert_interpreter()
@@ -251,14 +258,23 @@ class LiteRtSession:
 SESSIONS = {"onnxruntime": OnnxRuntimeSession, "openvino": OpenVinoSession, "litert": LiteRtSession}
 
 
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity mask: taskset, cpusets), else all of them: the
+    default thread count of every runtime, and `probe`'s cores_usable."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def open_session(runtime: str, path: Path, precision: str | None = None, threads: int | None = None,
                  device: str = "cpu"):
-    """Load an artifact in `runtime`; RunnerError(kind=...) tells why it could not."""
+    """Load an artifact in `runtime` with `threads` (default: usable_cores()); RunnerError(kind=...) tells
+    why it could not."""
     path = Path(path)
     if not path.is_file():
         raise RunnerError("bad_input", f"artifact {path} does not exist", "Check --artifact.")
     try:
-        return SESSIONS[runtime](path, precision, threads, device)
+        return SESSIONS[runtime](path, precision, threads or usable_cores(), device)
     except RunnerError:
         raise
     except Exception as exc:  # noqa: BLE001 (runtimes raise anything on a bad file)
@@ -364,8 +380,9 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         raise RunnerError("run_failed", f"{args.runtime} failed running {artifact.name}: {_first_line(exc)}") from exc
     stats = latency_stats(times)
     result = {"ok": True, "artifact": str(artifact), "runtime": session.info, "load_ms": load_ms,
-              "first_inference_ms": first_ms, "warmup": args.warmup, "latency_ms": stats, "runs": len(times),
-              "seconds": seconds, "batch": args.batch, "input_shape": list(shape),
+              "first_inference_ms": first_ms, "warmup": args.warmup, "threads": session.info["threads"],
+              "latency_ms": stats, "runs": len(times), "seconds": seconds, "batch": args.batch,
+              "input_shape": list(shape),
               "throughput_ips": args.batch * 1000.0 / stats["mean"], "peak_rss_mb": peak_rss_mb()}
     if inputs is not None and args.outputs:
         started = time.perf_counter()
@@ -462,10 +479,9 @@ def probe_runtimes() -> dict:
 def probe(runtimes: bool = True) -> dict:
     """This machine: Python, numpy, CPU model and ISA flags, cores, governor, temperature, memory, runtimes."""
     model, flags, physical = _cpuinfo()
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info = {"ok": True, "python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine(),
             "system": platform.system(), "kernel": platform.release(), "os": _os_name(), "cpu_model": model,
-            "cores_logical": os.cpu_count(), "cores_physical": physical, "cores_usable": affinity, "isa": flags,
+            "cores_logical": os.cpu_count(), "cores_physical": physical, "cores_usable": usable_cores(), "isa": flags,
             "governor": _read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
             "temperature_c": _temperature_c(), **_meminfo()}
     if runtimes:
@@ -501,7 +517,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="time one artifact (and write its logits for --inputs)")
     run.add_argument("--artifact", required=True, help="the model file (.onnx, .xml, .tflite)")
     run.add_argument("--runtime", required=True, choices=RUNTIMES)
-    run.add_argument("--threads", type=int, help="intra-op threads (default: the runtime's, all cores)")
+    run.add_argument("--threads", type=int, help="intra-op threads (default: every core this process may use, "
+                     "as probe's cores_usable)")
     run.add_argument("--min-runs", type=int, default=50)
     run.add_argument("--min-seconds", type=float, default=10.0)
     run.add_argument("--warmup", type=int, default=5)

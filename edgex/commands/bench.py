@@ -7,15 +7,20 @@ import json
 from pathlib import Path
 from typing import TextIO
 
+from edgex.bench.child import BenchSettings
 from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP, EXIT_SOME_FAILED
 from edgex.remote.cli import add_remote_arguments, check_remote_arguments
+
+DEFAULTS = BenchSettings()  # the one definition of the timing defaults
+THREADS_HELP = ("intra-op threads (default: every usable core of the machine that runs the artifact: with "
+                "--remote, the device's, from its probe)")
 
 
 def add_artifacts_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("artifacts", nargs="+", type=Path, metavar="ARTIFACT_OR_DIR",
                         help="artifact folders (with manifest.json), folders of them, or model files")
-    parser.add_argument("--threads", type=int, help="intra-op threads (default: all cores)")
+    parser.add_argument("--threads", type=int, help=THREADS_HELP)
 
 
 def add_accuracy_options(parser: argparse.ArgumentParser, required: bool) -> None:
@@ -47,14 +52,17 @@ def add_parser(commands) -> None:
     )
     add_artifacts_argument(bench)
     timing = bench.add_argument_group("timing")
-    timing.add_argument("--min-runs", type=int, default=50, help="timed runs at least (default 50)")
-    timing.add_argument("--min-seconds", type=float, default=10.0, help="seconds of timed runs at least (default 10)")
-    timing.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
-    timing.add_argument("--batch", type=int, default=1, help="images per run; throughput is reported (default 1)")
-    timing.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+    timing.add_argument("--min-runs", type=int, default=DEFAULTS.min_runs,
+                        help="timed runs at least (default %(default)s)")
+    timing.add_argument("--min-seconds", type=float, default=DEFAULTS.min_seconds,
+                        help="seconds of timed runs at least (default %(default)s)")
+    timing.add_argument("--warmup", type=int, default=DEFAULTS.warmup, help="untimed runs first (default %(default)s)")
+    timing.add_argument("--batch", type=int, default=DEFAULTS.batch,
+                        help="images per run; throughput is reported (default %(default)s)")
+    timing.add_argument("--device", choices=("cpu", "gpu"), default=DEFAULTS.device,
                         help="gpu: CUDA/TensorRT providers for onnxruntime, GPU plugin for OpenVINO")
-    timing.add_argument("--timeout", type=float, default=1800.0, help="seconds per artifact before it is "
-                        "recorded as failed (default 1800)")
+    timing.add_argument("--timeout", type=float, default=DEFAULTS.timeout_s, help="seconds per artifact before it "
+                        "is recorded as failed (default %(default)s)")
     add_accuracy_options(bench, required=False)
     add_output_options(bench)
     add_remote_arguments(bench)  # --remote USER@HOST[:PORT] and its SSH options (edgex.remote)
@@ -62,8 +70,6 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgex.bench.child import BenchSettings
-
     _check_positive(args)
     check_remote_arguments(args)
     settings = BenchSettings(threads=args.threads, min_runs=args.min_runs, min_seconds=args.min_seconds,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from edgex.commands.bench import add_accuracy_options, add_artifacts_argument, add_output_options
+from edgex.commands.bench import DEFAULTS, add_accuracy_options, add_artifacts_argument, add_output_options
 from edgex.errors import EXIT_CODES_HELP
+from edgex.remote.cli import add_remote_arguments, check_remote_arguments
 
 
 def add_parser(commands) -> None:
@@ -15,13 +16,15 @@ def add_parser(commands) -> None:
         "preprocessing and class names from their manifests: top-1, top-5 (more than 5 classes), per-class "
         "accuracy, confusion matrix, agreement with the FP32 source and the bootstrap 95% interval of the "
         "top-1 drop.",
-        epilog="example:\n  edgex eval edgex-out/m/tflite-int8 --eval-data test/\n\n" + EXIT_CODES_HELP,
+        epilog="example:\n  edgex eval edgex-out/m/tflite-int8 --eval-data test/\n"
+        "  edgex eval edgex-out/m/tflite-int8 --eval-data test/ --remote pi@raspberrypi.local\n\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_artifacts_argument(ev)
-    ev.add_argument("--batch", type=int, default=1, help="images per inference (default 1)")
+    ev.add_argument("--batch", type=int, default=DEFAULTS.batch, help="images per inference (default %(default)s)")
     add_accuracy_options(ev, required=True)
     add_output_options(ev)
+    add_remote_arguments(ev, device=False)  # the runner evaluates on the device; logits come back
     ev.set_defaults(run=run)
 
 
@@ -29,5 +32,6 @@ def run(args: argparse.Namespace) -> int:
     from edgex.bench.child import BenchSettings
     from edgex.commands.bench import run_and_report
 
+    check_remote_arguments(args)
     settings = BenchSettings(threads=args.threads, batch=args.batch, latency=False)
     return run_and_report(args, settings)

@@ -196,8 +196,9 @@ def run_remote_suite(args: argparse.Namespace, settings, reporter=None) -> dict:
     with open_device(args) as device:
         if reporter is not None:
             info = device.info
+            threads = settings.threads or f"{info.get('cores_usable')} (all its usable cores)"
             reporter.info(f"device {device.target}: {info.get('cpu_model') or '?'} ({info.get('machine')}), "
-                          f"python {info.get('python')}, numpy {info.get('numpy')}")
+                          f"python {info.get('python')}, numpy {info.get('numpy')}; threads {threads}")
         report = suite.run_suite(args.artifacts, settings, args.eval_data, args.source, not args.no_source,
                                  reporter, runner=device, cpu=device.info)
         section = device.section()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgex.report.tables import COLUMNS, machine_line, reference_cells, result_cells, settings_line
+from edgex.report.tables import COLUMNS, machine_line, reference_cells, result_cells, settings_line, threads_cell
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -40,7 +40,8 @@ def compare_markdown(a: dict, b: dict, label_a: str = "A", label_b: str = "B") -
     names = [r["name"] for r in a["results"]] + [n for n in by_name_b if n not in {r["name"] for r in a["results"]}]
     by_name_a = {r["name"]: r for r in a["results"]}
     header = ["artifact", f"top-1 {label_a}", f"top-1 {label_b}", f"p50 ms {label_a}", f"p50 ms {label_b}",
-              f"p90 ms {label_a}", f"p90 ms {label_b}", f"{label_b}/{label_a} p50", "size MB"]
+              f"p90 ms {label_a}", f"p90 ms {label_b}", f"threads {label_a}", f"threads {label_b}",
+              f"{label_b}/{label_a} p50", "size MB"]
     rows = []
     for name in names:
         ra, rb = by_name_a.get(name, {}), by_name_b.get(name, {})
@@ -48,7 +49,8 @@ def compare_markdown(a: dict, b: dict, label_a: str = "A", label_b: str = "B") -
         size = ra.get("size_bytes") or rb.get("size_bytes")
         rows.append([name, _fmt(_get(ra, "accuracy", "top1"), 4, ra), _fmt(_get(rb, "accuracy", "top1"), 4, rb),
                      _fmt(pa, 1, ra), _fmt(pb, 1, rb), _fmt(_get(ra, "latency_ms", "p90"), 1, ra),
-                     _fmt(_get(rb, "latency_ms", "p90"), 1, rb), f"{pb / pa:.2f}x" if pa and pb else "–",
+                     _fmt(_get(rb, "latency_ms", "p90"), 1, rb), threads_cell(ra) if ra else "absent",
+                     threads_cell(rb) if rb else "absent", f"{pb / pa:.2f}x" if pa and pb else "–",
                      f"{size / 1e6:.1f}" if size else "–"])
     return "\n".join([
         f"# edgex report comparison: {label_a} vs {label_b}", "",

@@ -12,8 +12,13 @@ from edgex.errors import DataError, MissingInputError
 SCHEMA = "edgex-report"
 SCHEMA_VERSION = 1
 # Every result carries these keys (null when not measured or when the artifact failed).
-RESULT_FIELDS = ("name", "target", "precision", "status", "error", "size_bytes", "runtime", "latency_ms", "runs",
-                 "seconds", "accuracy")
+RESULT_FIELDS = ("name", "target", "precision", "status", "error", "size_bytes", "runtime", "threads", "latency_ms",
+                 "runs", "seconds", "accuracy")
+
+
+def row_threads(row: dict) -> int | None:
+    """The intra-op threads a result ran with: its own field, else its runtime block's (older reports)."""
+    return row.get("threads") or (row.get("runtime") or {}).get("threads")
 
 
 def machine_fingerprint() -> dict:
@@ -46,6 +51,7 @@ def build_report(results: list[dict], settings, eval_data: dict | None, referenc
     front = pareto_names(results)
     for row in results:
         row["pareto"] = row["name"] in front
+        row["threads"] = row_threads(row)  # how it was timed, beside batch, warmup, runs and seconds
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+from edgex.report.schema import row_threads
+
 COLUMNS = ("artifact", "status", "top-1", "top-5", "Δ top-1 vs FP32 (95% CI)", "agreement", "p50 ms", "p90 ms",
-           "runs (time)", "size MB", "peak RSS MB", "ran as")
+           "threads", "runs (time)", "size MB", "peak RSS MB", "ran as")
 
 
 def _num(value, digits: int = 1, scale: float = 1.0) -> str:
@@ -29,6 +31,12 @@ def drop_cell(vs: dict | None) -> str:
     return f"{change:+.2f} pp [{low_change:+.2f}, {high_change:+.2f}]{mark}"
 
 
+def threads_cell(row: dict) -> str:
+    """Latencies at different thread counts do not compare: every row shows its own."""
+    threads = row_threads(row)
+    return "–" if threads is None else str(threads)
+
+
 def result_cells(row: dict) -> list[str]:
     """The display cells of one artifact, in COLUMNS order."""
     accuracy, latency, vs = row.get("accuracy") or {}, row.get("latency_ms") or {}, row.get("vs_source")
@@ -36,14 +44,14 @@ def result_cells(row: dict) -> list[str]:
     runs = f"{row['runs']} ({row['seconds']:.1f} s)" if row.get("runs") else "–"
     name = row["name"] + (" ★" if row.get("pareto") else "")
     return [name, status, _num(accuracy.get("top1"), 4), _num(accuracy.get("top5"), 4), drop_cell(vs),
-            _num(vs and vs["agreement"], 4), _num(latency.get("p50")), _num(latency.get("p90")), runs,
-            _num(row.get("size_bytes"), 1, 1e-6), _num(row.get("peak_rss_mb"), 0), ran_as(row.get("runtime"))]
+            _num(vs and vs["agreement"], 4), _num(latency.get("p50")), _num(latency.get("p90")), threads_cell(row),
+            runs, _num(row.get("size_bytes"), 1, 1e-6), _num(row.get("peak_rss_mb"), 0), ran_as(row.get("runtime"))]
 
 
 def reference_cells(ref: dict) -> list[str]:
     accuracy = ref.get("accuracy") or {}
     return [f"{ref['name']} (reference)", "ok", _num(accuracy.get("top1"), 4), _num(accuracy.get("top5"), 4), "0",
-            "1.0000", "–", "–", "–", "–", "–", "keras (in-process)"]
+            "1.0000", "–", "–", "–", "–", "–", "–", "keras (in-process)"]
 
 
 def machine_line(report: dict) -> str:
@@ -69,5 +77,12 @@ def settings_line(report: dict) -> str:
     s = report.get("settings") or {}
     if not s.get("latency", True):
         return "accuracy only (no timing)"
-    return (f"batch {s.get('batch')}, threads {s.get('threads') or 'all'}, {s.get('warmup')} warm-up runs, then at "
-            f"least {s.get('min_runs')} runs and {s.get('min_seconds')} s per artifact, one artifact at a time")
+    return (f"batch {s.get('batch')}, threads {s.get('threads') or _default_threads(report)}, {s.get('warmup')} "
+            f"warm-up runs, then at least {s.get('min_runs')} runs and {s.get('min_seconds')} s per artifact, one "
+            "artifact at a time")
+
+
+def _default_threads(report: dict) -> str:
+    """No --threads: every usable core of the machine that ran them, and how many that was."""
+    counts = sorted({t for t in map(row_threads, report.get("results", [])) if t})
+    return "all usable cores" + (f" ({', '.join(map(str, counts))})" if counts else "")
