@@ -60,6 +60,13 @@ def export_onnx(source, out: Path, opset: int) -> None:
         raise DataError(f"torch.onnx.export wrote no model for {source.path}")
 
 
+def _openvino_from_program(module, example, ov):
+    """OpenVINO converts an ExportedProgram directly, no TorchScript tracing needed."""
+    import torch
+
+    return ov.convert_model(torch.export.export(module, (example,)))
+
+
 def to_openvino(source):
     """An OpenVINO model converted straight from the nn.Module (traced with an example input)."""
     import openvino as ov
@@ -68,7 +75,11 @@ def to_openvino(source):
     shape = [-1 if source.model.dynamic_batch else 1, *example.shape[1:]]
     try:
         with _quiet():
-            model = ov.convert_model(module, example_input=example, input=[ov.PartialShape(shape)])
+            try:
+                model = ov.convert_model(module, example_input=example, input=[ov.PartialShape(shape)])
+            except Exception:  # TorchScript cannot trace e.g. a torch.export program's module)
+                model = _openvino_from_program(module, example, ov)
+                model.reshape({model.inputs[0]: ov.PartialShape(shape)})
     except Exception as exc:  # OpenVINO raises its own untyped errors
         raise DataError(f"OpenVINO could not convert {source.path}: {_first_line(exc)}") from exc
     # Traced graphs have unnamed tensors; name them as the ONNX export does, for manifests and apps.

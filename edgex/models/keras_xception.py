@@ -9,8 +9,9 @@ average pooling and a dense head producing logits.
 from __future__ import annotations
 
 
-def build_xception(input_size: int = 96, classes: int = 4, width: float = 0.125, middle_blocks: int = 8,
+def build_xception(input_size: int | tuple = 96, classes: int = 4, width: float = 0.125, middle_blocks: int = 8,
                    name: str = "tiny_xception"):
+    """`input_size`: N, (H, W), or (None, None) for a free spatial size."""
     import keras
     from keras import layers
 
@@ -31,7 +32,8 @@ def build_xception(input_size: int = 96, classes: int = 4, width: float = 0.125,
         x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{prefix}_pool")(x)
         return layers.add([x, residual], name=f"{prefix}_add")
 
-    inputs = keras.Input((input_size, input_size, 3), name="image")
+    height, width_px = input_size if isinstance(input_size, tuple) else (input_size, input_size)
+    inputs = keras.Input((height, width_px, 3), name="image")
     x = layers.Conv2D(ch(32), 3, strides=2, use_bias=False, name="block1_conv1")(inputs)
     x = layers.BatchNormalization(name="block1_conv1_bn")(x)
     x = layers.Activation("relu", name="block1_conv1_act")(x)
