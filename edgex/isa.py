@@ -21,15 +21,34 @@ ISA_CLASSES = ("x86-avx2", "x86-vnni", "arm64", "arm64-dotprod")
 
 @lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
-    """ISA feature flags of this CPU (Linux /proc/cpuinfo; empty elsewhere)."""
+    """ISA feature flags of the CPU this process runs on.
+
+    /proc/cpuinfo lists the host's flags even where this process sees fewer (qemu-user emulating an
+    older CPU, a hypervisor masking AVX-512); on x86 numpy's own CPUID probe corrects it."""
+    flags: frozenset[str] = frozenset()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
                 if line.startswith(("flags", "Features")):
-                    return frozenset(line.split(":", 1)[1].split())
+                    flags = frozenset(line.split(":", 1)[1].split())
+                    break
     except OSError:
         pass
-    return frozenset()
+    return _as_seen_by_cpuid(flags)
+
+
+def _as_seen_by_cpuid(flags: frozenset[str]) -> frozenset[str]:
+    try:
+        import numpy as np
+
+        seen = np._core._multiarray_umath.__cpu_features__  # numpy's runtime CPUID probe
+    except (ImportError, AttributeError):
+        return flags
+    if "avx512f" in flags and seen.get("AVX512F") is False:
+        flags = frozenset(f for f in flags if not f.startswith(("avx512", "amx")) and f != "avx_vnni")
+    if "avx2" in flags and seen.get("AVX2") is False:
+        flags = flags - {"avx2", "fma", "avx_vnni"}
+    return flags
 
 
 def isa_class(flags: frozenset[str] | set[str] | list[str] | None = None, machine: str | None = None) -> str:
