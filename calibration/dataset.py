@@ -165,3 +165,10 @@ def _readable(order: list[Path], needed: int, preprocess: Preprocess,
             checked_preprocessing = True
         good.append(path)
     return good, skipped
+
+
+def need_calibration(calib: CalibrationSet | None) -> CalibrationSet:
+    """The calibration set an int8 build needs; a missing one is the user's missing input (66), not a bug."""
+    if calib is None:
+        raise MissingInputError("int8 needs calibration images", "Pass --calib-data DIR (a few hundred images).")
+    return calib

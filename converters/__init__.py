@@ -30,7 +30,7 @@ TARGETS: dict[str, TargetInfo] = {
     "openvino": TargetInfo("openvino", "edgex.converters.openvino", ("fp32", "fp16", "int8"), "openvino",
                            ("openvino", "nncf"), "openvino", ".xml"),
     "tflite": TargetInfo("tflite", "edgex.converters.tflite", ("fp32", "fp16", "dynamic", "int8"), "tflite",
-                         ("tensorflow",), "litert", ".tflite"),
+                         ("tensorflow", "ai_edge_litert"), "litert", ".tflite"),
 }
 
 

@@ -31,4 +31,3 @@ class ArtifactFiles:
     outputs: list[dict] = field(default_factory=list)
     recipe: dict | None = None
     timings_s: dict[str, float] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)

@@ -16,12 +16,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from edgex.calibration.dataset import CalibrationSet
+from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.ranges import RangeCollector
 from edgex.calibration.recipes import recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 
-from edgex.errors import DataError, EdgexError
+from edgex.errors import DataError
 from edgex.sources import Source
 
 MODEL_FILE = "model.onnx"
@@ -32,6 +32,8 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
             progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
     import onnx
 
+    if options.precision == "int8":
+        calib = need_calibration(calib)  # before the slow export
     timings: dict[str, float] = {}
     out = staging / MODEL_FILE
     with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
@@ -46,8 +48,6 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         timings["torch.onnx.export" if source.framework == "torch" else "tf2onnx"] = time.perf_counter() - start
         recipe = None
         if options.precision == "int8":
-            if calib is None:
-                raise EdgexError("int8 needs calibration images")
             recipe = recipe_named("onnx", options.recipe, options.range_estimator)
             start = time.perf_counter()
             quantize_int8(fp32, out, calib, recipe, Path(tmp), progress, nodes_to_exclude=keep_float)

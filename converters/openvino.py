@@ -6,11 +6,11 @@ import json
 import time
 from pathlib import Path
 
-from edgex.calibration.dataset import CalibrationSet
+from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.recipes import Recipe, recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 
-from edgex.errors import DataError, EdgexError
+from edgex.errors import DataError
 from edgex.sources import Source
 
 MODEL_FILE = "model.xml"
@@ -34,6 +34,8 @@ class _Replayable:
 
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
             progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
+    if options.precision == "int8":
+        calib = need_calibration(calib)  # before the slow export
     from edgex.telemetry import disable_vendor_telemetry
 
     disable_vendor_telemetry()
@@ -53,8 +55,6 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     timings["convert_model"] = time.perf_counter() - start
     recipe = None
     if options.precision == "int8":
-        if calib is None:
-            raise EdgexError("int8 needs calibration images")
         import nncf
 
         recipe = recipe_named("openvino", options.recipe, options.range_estimator)

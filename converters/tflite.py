@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from edgex.calibration.dataset import CalibrationSet
+from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.ranges import RangeCollector
 from edgex.calibration.recipes import recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 from edgex.converters.tflite_xnnpack import fuse_relu_into_add
 
-from edgex.errors import DataError, EdgexError
+from edgex.errors import DataError
 from edgex.sources import Source, quiet_tensorflow
 
 MODEL_FILE = "model.tflite"
@@ -32,6 +32,8 @@ _CONVERTER_CALIBRATION_SAMPLES = 2
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
             progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
     """`keep_float`: op names the int8 quantizer leaves in float (the accuracy budget's denylist)."""
+    if options.precision == "int8":
+        calib = need_calibration(calib)  # before the slow export
     quiet_tensorflow()
     if source.framework == "torch":
         return _convert_torch(source, staging, options, calib, progress)
@@ -47,15 +49,13 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     elif options.precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif options.precision == "int8":
-        if calib is None:
-            raise EdgexError("int8 needs calibration images")
         recipe = recipe_named("tflite", options.recipe, options.range_estimator)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.representative_dataset = lambda: (
             [s] for s in calib.batches(1, calib.files[:_CONVERTER_CALIBRATION_SAMPLES])
         )
-        converter._experimental_calibrate_only = True  # noqa: SLF001 (documented two-step quantization)
+        converter._experimental_calibrate_only = True  # documented two-step quantization
     try:
         flat = converter.convert()
         timings["convert"] = time.perf_counter() - start
@@ -90,8 +90,6 @@ def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib
     """PyTorch source: litert-torch (fp32, or PT2E int8 fed with the calibration set), NHWC input by default."""
     from edgex.torch_export import tflite_flatbuffer
 
-    if options.precision == "int8" and calib is None:
-        raise EdgexError("int8 needs calibration images")
     start = time.perf_counter()
     flat, recipe = tflite_flatbuffer(source, options.precision, calib, progress)
     if options.precision == "int8":

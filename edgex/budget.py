@@ -124,7 +124,7 @@ def enforce(budget: Budget, info, converter, source, staging: Path, options, cal
             threads: int | None = None):
     """Return (files, report): `files` possibly rebuilt with layers left in float, moved into `staging`."""
     budget.prepare(source)
-    sample = budget._eval["inputs"][0]  # noqa: SLF001 (same module family)
+    sample = budget._eval["inputs"][0]  # same module family
     runtime = _open(info, files.model, threads)
     base = budget.score(runtime.run)
     base_latency = _latency_ms(runtime.run, sample)

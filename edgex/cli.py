@@ -29,9 +29,9 @@ class _Parser(argparse.ArgumentParser):
 
 def _all_flags(parser: argparse.ArgumentParser) -> list[str]:
     flags = []
-    for action in parser._actions:  # noqa: SLF001 (argparse exposes no public listing)
+    for action in parser._actions:  # argparse exposes no public listing
         flags += action.option_strings
-        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+        if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
                 flags += _all_flags(sub)
     return flags
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("edgex: error: interrupted (SIGINT); nothing partial was left in the output\n")
         return EXIT_INTERRUPTED
-    except Exception as error:  # noqa: BLE001 (the last line of defence: one line, exit 1)
+    except Exception as error:  # the last line of defence: one line, exit 1
         if debug:
             raise
         sys.stderr.write(f"edgex: error: internal error: {type(error).__name__}: {error}. "

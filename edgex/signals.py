@@ -19,7 +19,7 @@ _HANDLED = tuple(s for s in (getattr(signal, "SIGTERM", None), getattr(signal, "
 _DEFERRED = tuple(s for s in (signal.SIGINT, *_HANDLED))
 
 
-class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt, not an "Error")
+class Terminated(BaseException):  # like KeyboardInterrupt, not an "Error"
     """The process was asked to stop by a signal other than SIGINT."""
 
     def __init__(self, signum: int):

@@ -277,7 +277,7 @@ def open_session(runtime: str, path: Path, precision: str | None = None, threads
         return SESSIONS[runtime](path, precision, threads or usable_cores(), device)
     except RunnerError:
         raise
-    except Exception as exc:  # noqa: BLE001 (runtimes raise anything on a bad file)
+    except Exception as exc:  # runtimes raise anything on a bad file
         raise RunnerError("load_failed", f"{runtime} cannot load {path.name}: {_first_line(exc)}",
                           "Is the file complete? Re-run edgex convert.") from exc
 
@@ -376,7 +376,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         session.run(sample)
         first_ms = (time.perf_counter() - started) * 1000.0
         times, seconds = time_runs(session.run, sample, args.min_runs, args.min_seconds, args.warmup)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise RunnerError("run_failed", f"{args.runtime} failed running {artifact.name}: {_first_line(exc)}") from exc
     stats = latency_stats(times)
     result = {"ok": True, "artifact": str(artifact), "runtime": session.info, "load_ms": load_ms,
@@ -388,7 +388,7 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         try:
             logits = predict(session, np.asarray(inputs), args.batch)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RunnerError("run_failed", f"{args.runtime} failed on --inputs: {_first_line(exc)}") from exc
         _save_atomic(Path(args.outputs), logits)
         result.update(outputs=str(args.outputs), outputs_shape=list(logits.shape),

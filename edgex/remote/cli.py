@@ -28,7 +28,7 @@ def add_remote_arguments(parser: argparse.ArgumentParser, *, device: bool = True
     group.add_argument("--known-hosts", metavar="FILE", help="known_hosts file (default: ssh's, ~/.ssh/known_hosts)")
     group.add_argument("--remote-timeout", metavar="SECONDS", type=float, default=3600.0,
                        help="overall deadline for the whole remote session (default 3600; exit 75 when passed)")
-    if device and "--device" not in parser._option_string_actions:  # noqa: SLF001 (the bench may define it)
+    if device and "--device" not in parser._option_string_actions:  # the bench may define it
         parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
                             help="gpu: ONNX Runtime TensorRT/CUDA providers or the OpenVINO GPU plugin; "
                             "artifacts without one are reported unavailable, with the reason")

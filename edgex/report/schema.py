@@ -11,9 +11,6 @@ from edgex.errors import DataError, MissingInputError
 
 SCHEMA = "edgex-report"
 SCHEMA_VERSION = 1
-# Every result carries these keys (null when not measured or when the artifact failed).
-RESULT_FIELDS = ("name", "target", "precision", "status", "error", "size_bytes", "runtime", "threads", "latency_ms",
-                 "runs", "seconds", "accuracy")
 
 
 def row_threads(row: dict) -> int | None:

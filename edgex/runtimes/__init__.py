@@ -17,11 +17,22 @@ RUNTIMES = ("onnxruntime", "openvino", "litert", "keras")
 
 def open_runtime(runtime: str, path: Path, precision: str | None = None, threads: int | None = None,
                  device: str = "cpu"):
-    """An adapter for `path`; raises edgex.bench.runner.RunnerError (kind=...) when it cannot load."""
+    """An adapter for `path`; a typed edgex error (its own exit code) when it cannot load."""
     if runtime == "keras":
         from edgex.runtimes.keras import KerasSession
 
         return KerasSession(Path(path), precision, threads, device)
-    from edgex.bench.runner import open_session
+    from edgex.bench.runner import RunnerError, open_session
 
-    return open_session(runtime, Path(path), precision, threads, device)
+    try:
+        return open_session(runtime, Path(path), precision, threads, device)
+    except RunnerError as exc:  # the one-file runner cannot import edgex's errors: type them here
+        raise typed_runner_error(exc) from exc
+
+
+def typed_runner_error(exc):
+    """The edgex error for a runner failure kind: a missing runtime is an install hint, the rest bad data."""
+    from edgex.errors import DataError, MissingDependencyError, MissingInputError
+
+    kind = {"missing_runtime": MissingDependencyError, "bad_input": MissingInputError}.get(exc.kind, DataError)
+    return kind(f"{exc.kind.replace('_', ' ')}: {exc.message}", exc.hint)

@@ -156,7 +156,7 @@ def main(argv: list[str]) -> int:
         summary = parser(path) if parser is not None else {}
     except ImportError as exc:
         summary = {"skipped": f"parser not installed ({exc.name})"}
-    except Exception as exc:  # noqa: BLE001 (any parser failure is bad data, reported in one line)
+    except Exception as exc:  # any parser failure is bad data, reported in one line
         message = " ".join(str(exc).split())[:300] or type(exc).__name__
         sys.stderr.write(f"{_ERROR_PREFIX}{message}\n")
         return 65
