@@ -45,15 +45,14 @@ def group(row: dict) -> str:
 
 def outliers(fp32: Path, calib_dir: Path, preprocess: dict, names: list[str]) -> None:
     import numpy as np
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from edgex.calibration.dataset import CalibrationSet
 
     from edgex.preprocess import Preprocess
 
     calib = CalibrationSet.from_folder(calib_dir, Preprocess.from_dict(preprocess), size=300, seed=0, parity_size=0)
-    interpreter = tf.lite.Interpreter(
-        model_path=str(fp32), experimental_preserve_all_tensors=True,
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interpreter = Interpreter(model_path=str(fp32), experimental_preserve_all_tensors=True,
+                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     interpreter.allocate_tensors()
     index = {d["name"]: d["index"] for d in interpreter.get_tensor_details()}
     seen = {name: [] for name in names}
