@@ -29,8 +29,10 @@ def test_error_stats_sqnr_and_relative_error():
 
 def test_range_use_is_low_when_the_grid_is_stretched():
     use = RangeUse()
-    use.add(np.linspace(0, 1, 50), scale=3.0 / 255)  # values span 1 of a 3-wide grid
-    assert use.mean == pytest.approx(1 / 3)
+    scale = 3.0 / 255
+    values = np.round(np.linspace(0, 1, 50) / scale) * scale  # dequantized: 1 of a 3-wide uint8 grid
+    use.add_dequantized(values, scale, 0, 0, 255)
+    assert use.mean == pytest.approx(85 / 255)
 
 
 def test_graph_names_map_to_keras_layers_with_keras3_scope_suffixes():
@@ -77,7 +79,7 @@ def test_tflite_diagnosis_ranks_layers_worst_first_with_keras_names_and_trace(mi
     assert iso == sorted(iso)  # worst (lowest output SQNR with only this layer quantized) first
     for row in layers:
         assert row["sqnr_db"] is not None and row["rel_error"] >= 0
-        assert 0 <= row["range_use"] <= 1.01
+        assert 0 <= row["range_use"] <= 1
         assert 0 <= row["isolated_agreement"] <= 1
     named = [row for row in layers if row["op"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
     assert named and all(row["keras_layer"] for row in named)

@@ -72,3 +72,25 @@ def part_of_layer(name: str) -> str | None:
     if "separable_conv2d" in name:
         return "pointwise"
     return None
+
+
+# Keras layers that are one graph op: the op's output tensor is the layer's output, so the source can be
+# tapped there. Weighted layers and BatchNormalization are folded together by converters: no such tensor.
+SINGLE_OP = ("Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "Add", "Subtract", "Multiply", "Average",
+             "Maximum", "Minimum", "Concatenate", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",
+             "GlobalMaxPooling2D", "Flatten", "Reshape")
+_OUTPUT_INDEX = re.compile(r":\d+$")
+
+
+def layer_output(name: str, layers: dict[str, str]) -> str | None:
+    """The single-op Keras layer whose output the graph tensor `name` is: the layer's scope followed by
+    exactly one op name (`.../block1_conv1_act_1/Relu:0`, TFLite's fused `...;...` names by their first
+    part); None for anything inside a layer or unnamed."""
+    parts = _OUTPUT_INDEX.sub("", name.split(";")[0]).split("/")
+    if len(parts) < 2:
+        return None
+    scope = parts[-2]
+    for candidate in (_SUFFIX.sub("", scope), scope):
+        if layers.get(candidate) in SINGLE_OP:
+            return candidate
+    return None

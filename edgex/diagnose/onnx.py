@@ -1,9 +1,11 @@
 """ONNX QDQ: each activation's QuantizeLinear -> DequantizeLinear pair, measured against the same graph
-with every activation pair bypassed (the float model, weights as the artifact stores them).
+with every activation pair bypassed (the artifact unquantized: its weights, float activations).
 
-The QDQ artifact is self-contained for this: bypassing a pair rewires its consumers to the float
-tensor, so the reference shares every name with the int8 graph, and keeping exactly one pair
-measures what that quantizer alone costs at the output.
+Bypassing a pair keeps its output name, so the two graphs share every tensor name. A pair whose grid
+starts at 0 (zero point = the type's minimum) stands in for a ReLU the quantizer removed (ORT folds
+Relu into the clamp of the following QuantizeLinear), so its bypass is a Relu, not an identity:
+without it the "float" reference would lose every folded ReLU and measure nothing real.
+Keeping exactly one pair measures what that quantizer alone costs at the output.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edgex.diagnose.metrics import ErrorStats, RangeUse, output_error
+from edgex.diagnose.metrics import ErrorStats, RangeUse, grid_bounds, integer_range, output_error
+
+SourceTaps = Callable[[np.ndarray, dict[str, np.ndarray]], dict[str, np.ndarray]]
+TapsFactory = Callable[[list[str]], SourceTaps | None]
 
 
 def activation_pairs(model) -> list[dict]:
@@ -31,10 +36,15 @@ def activation_pairs(model) -> list[dict]:
         if node.op_type != "QuantizeLinear" or node.input[0] in initializers:
             continue
         dqs = [n for n in consumers.get(node.output[0], []) if n.op_type == "DequantizeLinear"]
-        if not dqs:
+        if not dqs or node.input[1] not in initializers:
             continue
-        scale = float(numpy_helper.to_array(initializers[node.input[1]]).ravel()[0])
-        zp_array = numpy_helper.to_array(initializers[node.input[2]]) if len(node.input) > 2 else np.zeros(1, np.uint8)
+        scale = numpy_helper.to_array(initializers[node.input[1]]).ravel()
+        zp_array = (numpy_helper.to_array(initializers[node.input[2]]) if len(node.input) > 2 and node.input[2]
+                    else np.zeros(1, np.uint8))
+        if scale.size != 1:
+            continue  # per-channel activations: not what edgex's recipes produce
+        qmin, qmax = integer_range(zp_array.dtype.name)
+        zero_point = int(zp_array.ravel()[0])
         x = node.input[0]
         producer = producers.get(x)
         users = [c.name for dq in dqs for c in consumers.get(dq.output[0], [])]
@@ -42,101 +52,103 @@ def activation_pairs(model) -> list[dict]:
             users = [producer.name]
         rows.append({"layer": x, "op": producer.op_type if producer is not None else "INPUT",
                      "node": producer.name if producer is not None else x, "q": node.name,
+                     "names": ";".join([producer.name, *producer.input[1:]]) if producer is not None else x,
                      "dq": [dq.name for dq in dqs], "dq_outputs": [dq.output[0] for dq in dqs],
-                     "scale": scale, "zero_point": int(zp_array.ravel()[0]), "dtype": zp_array.dtype.name,
+                     "scale": float(scale[0]), "zero_point": zero_point, "dtype": zp_array.dtype.name,
+                     "qmin": qmin, "qmax": qmax, "folds_relu": zero_point == qmin,
                      "keep_float": list(dict.fromkeys(users))})
     return rows
 
 
-def _strip(model, rows: list[dict]):
-    """A copy of `model` with every row's pair bypassed; returns (copy, {row layer: [(node, input slot)]})."""
+def bypassed(model, rows: list[dict], keep: frozenset[str] = frozenset()):
+    """A copy of `model` with every row's pair not in `keep` replaced by Relu (grid from 0) or Identity,
+    writing the same output names, so consumers and graph outputs are untouched."""
     import onnx
+    from onnx import helper
 
-    bypassed = onnx.ModelProto()
-    bypassed.CopyFrom(model)
-    drop = {name for r in rows for name in [r["q"], *r["dq"]]}
-    redirect = {out: r["layer"] for r in rows for out in r["dq_outputs"]}
-    rewired: dict[str, list[tuple[str, int]]] = {r["layer"]: [] for r in rows}
-    kept = [n for n in bypassed.graph.node if n.name not in drop]
-    for node in kept:
-        for slot, name in enumerate(node.input):
-            if name in redirect:
-                node.input[slot] = redirect[name]
-                rewired[redirect[name]].append((node.name, slot))
-    for output in bypassed.graph.output:
-        if output.name in redirect:
-            output.name = redirect[output.name]
-    del bypassed.graph.node[:]
-    bypassed.graph.node.extend(kept)
-    return bypassed, rewired
+    by_q = {r["q"]: r for r in rows if r["layer"] not in keep}
+    by_dq = {dq: r for r in by_q.values() for dq in r["dq"]}
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    nodes = []
+    for node in out.graph.node:
+        if node.name in by_q:
+            continue
+        row = by_dq.get(node.name)
+        if row is None:
+            nodes.append(node)
+            continue
+        nodes.append(helper.make_node("Relu" if row["folds_relu"] else "Identity", [row["layer"]], [node.output[0]],
+                                      name=f"{node.name}/edgex_bypass"))
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    return out
 
 
-def _session(model, outputs: list[str] | None = None):
+def session(model, outputs: list[str] | None = None, optimized: bool = False, threads: int = 2):
+    """An ORT CPU session of `model` exposing `outputs` too; unoptimized unless asked (QDQ semantics)."""
+    import onnx
     import onnxruntime as ort
-    from onnx import TensorProto, helper
 
     if outputs:
+        model = _copy(model)
         present = {o.name for o in model.graph.output}
-        for name in outputs:
+        for name in dict.fromkeys(outputs):
             if name not in present:
-                model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+                info = onnx.ValueInfoProto()
+                info.name = name  # no type: ORT infers it, whatever the fused graph made of the tensor
+                model.graph.output.append(info)
     options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    options.intra_op_num_threads = 2
+    options.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL if optimized
+                                        else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    options.intra_op_num_threads = threads
     options.log_severity_level = 3
     return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
 
 
 def analyse(int8_path: Path, samples: list[np.ndarray], with_isolated: bool,
-            progress: Callable[[], None] | None = None) -> dict:
+            progress: Callable[[], None] | None = None, make_taps: TapsFactory | None = None) -> dict:
+    """Per-row error (int8 vs the artifact unquantized, and vs the FP32 source where `make_taps(names)`
+    traces it), range use, clipped share, and the output error with only one pair kept."""
     import onnx
 
     model = onnx.load(str(int8_path))
     rows = activation_pairs(model)
     final = model.graph.output[0].name
-    reference, rewired = _strip(model, rows)
-    quant_outputs = [final] + [r["dq_outputs"][0] for r in rows]
-    ref_outputs = [final] + [r["layer"] for r in rows]
-    ref_final = reference.graph.output[0].name
-    ref_outputs[0] = ref_final
-    quant_session = _session(_copy(model), quant_outputs)
-    ref_session = _session(_copy(reference), ref_outputs)
+    reference = bypassed(model, rows)
+    source_taps = make_taps([r["layer"] for r in rows]) if make_taps else None
+    names = [final] + [r["dq_outputs"][0] for r in rows]
+    quant_session, ref_session = session(model, names), session(reference, names)
     input_name = ref_session.get_inputs()[0].name
     stats = {r["layer"]: ErrorStats() for r in rows}
+    source = {r["layer"]: ErrorStats() for r in rows}
     use = {r["layer"]: RangeUse() for r in rows}
     output, agree, references = ErrorStats(), 0, []
     for sample in samples:
-        qv = quant_session.run(quant_outputs, {input_name: sample})
-        rv = ref_session.run(ref_outputs, {input_name: sample})
+        qv = quant_session.run(names, {input_name: sample})
+        rv = ref_session.run(names, {input_name: sample})
         references.append(rv[0])
+        taps = source_taps(sample, dict(zip((r["layer"] for r in rows), qv[1:], strict=True))) if source_taps else {}
         for row, q, r in zip(rows, qv[1:], rv[1:], strict=True):
-            stats[row["layer"]].add(r, q)
-            use[row["layer"]].add(r, row["scale"], 65535 if "16" in row["dtype"] else 255)
+            name = row["layer"]
+            stats[name].add(r, q)
+            use[name].add_dequantized(q, row["scale"], row["zero_point"], row["qmin"], row["qmax"])
+            use[name].add_reference(r, *grid_bounds(row["scale"], row["zero_point"], row["qmin"], row["qmax"]))
+            source[name].add(taps.get(name), q)
         output.add(rv[0], qv[0])
         agree += int(np.argmax(qv[0]) == np.argmax(rv[0]))
         if progress:
             progress()
     del quant_session, ref_session
-    result = {"rows": rows, "layers": stats, "range_use": use, "output": output,
-              "agreement": agree / max(len(samples), 1), "isolated": {}}
+    result = {"rows": rows, "layers": stats, "source_layers": source if source_taps else {}, "range_use": use,
+              "output": output, "agreement": agree / max(len(samples), 1), "isolated": {},
+              "reference_outputs": references,
+              "reference": "the artifact unquantized (activation Q/DQ pairs bypassed; folded ReLUs kept)"}
     if with_isolated:
-        by_name = {n.name: n for n in model.graph.node}
         for row in rows:
-            single = _copy(reference)
-            position = _after_producer(single, row["layer"])
-            single.graph.node.insert(position, by_name[row["q"]])
-            for offset, dq in enumerate(row["dq"]):
-                single.graph.node.insert(position + 1 + offset, by_name[dq])
-            nodes = {n.name: n for n in single.graph.node}
-            users = {}
-            for dq_out, dq in zip(row["dq_outputs"], row["dq"], strict=True):
-                users.update({c.name: dq_out for c in model.graph.node if dq_out in c.input and c.name != dq})
-            for node_name, slot in rewired[row["layer"]]:
-                if node_name in users:
-                    nodes[node_name].input[slot] = users[node_name]
-            session = _session(single)
+            single = session(bypassed(model, rows, frozenset([row["layer"]])))
             result["isolated"][row["layer"]] = output_error(
-                lambda x, session=session: session.run([ref_final], {input_name: x})[0], samples, references)
+                lambda x, s=single: s.run([final], {input_name: x})[0], samples, references)
             if progress:
                 progress()
     return result
@@ -148,10 +160,3 @@ def _copy(model):
     out = onnx.ModelProto()
     out.CopyFrom(model)
     return out
-
-
-def _after_producer(model, tensor: str) -> int:
-    for i, node in enumerate(model.graph.node):
-        if tensor in node.output:
-            return i + 1
-    return 0

@@ -44,6 +44,13 @@ def _scale(fq) -> float:
     return float((hi[0] - lo[0]) / max(fq.get_levels() - 1, 1))
 
 
+def _grid(fq) -> tuple[np.ndarray, np.ndarray]:
+    """(output_low, output_high) of a FakeQuantize, as arrays that broadcast against its tensor."""
+    lo = np.asarray(fq.input_value(3).get_node().get_data(), np.float64)
+    hi = np.asarray(fq.input_value(4).get_node().get_data(), np.float64)
+    return lo, hi
+
+
 # Ops NNCF adds to an int8 IR (weight decompression, quantizers): their ordinals differ from the float model's.
 _ADDED_BY_NNCF = ("FakeQuantize", "Convert", "Multiply", "Subtract", "Constant")
 
@@ -65,9 +72,10 @@ def rows_of(model) -> list[dict]:
         producer = fq.input_value(0).get_node()
         users = [ordinals[t.get_node().get_friendly_name()] if t.get_node().get_type_name() not in _ADDED_BY_NNCF
                  else t.get_node().get_friendly_name() for t in fq.output(0).get_target_inputs()]
+        lo, hi = _grid(fq)
         rows.append({"layer": fq.get_friendly_name(), "op": producer.get_type_name(),
                      "node": producer.get_friendly_name(), "scale": _scale(fq), "levels": int(fq.get_levels()),
-                     "keep_float": users})
+                     "low": lo, "high": hi, "keep_float": users})
     return rows
 
 
@@ -89,22 +97,28 @@ def analyse(xml_path: Path, samples: list[np.ndarray], with_isolated: bool,
     compiled_r = core.compile_model(reference, "CPU", _F32)
     stats = {r["layer"]: ErrorStats() for r in rows}
     use = {r["layer"]: RangeUse() for r in rows}
-    output, agree, references = ErrorStats(), 0, []
+    output, agree, references, quantized = ErrorStats(), 0, [], []
     for sample in samples:
         qv = list(compiled_q(sample).values())
+        quantized.append(qv[0])
         rv_all = list(compiled_r(sample).values())
         rv, extra = rv_all[0], iter(rv_all[1:])
         references.append(rv)
         for i, row in enumerate(rows):
             ref_value = sample if i in from_input else next(extra)
             stats[row["layer"]].add(ref_value, qv[1 + i])
-            use[row["layer"]].add(ref_value, row["scale"], row["levels"] - 1)
+            step = (row["high"] - row["low"]) / max(row["levels"] - 1, 1)
+            use[row["layer"]].add_codes(np.rint((qv[1 + i] - row["low"]) / np.where(step > 0, step, 1)), 0,
+                                        row["levels"] - 1)
+            use[row["layer"]].add_reference(ref_value, row["low"] - step / 2, row["high"] + step / 2)
         output.add(rv, qv[0])
         agree += int(np.argmax(qv[0]) == np.argmax(rv))
         if progress:
             progress()
-    result = {"rows": rows, "layers": stats, "range_use": use, "output": output,
-              "agreement": agree / max(len(samples), 1), "isolated": {}}
+    result = {"rows": rows, "layers": stats, "range_use": use, "output": output, "source_layers": {},
+              "agreement": agree / max(len(samples), 1), "isolated": {}, "reference_outputs": references,
+              "quantized_outputs": quantized,
+              "reference": "the artifact unquantized (activation FakeQuantize bypassed), f32"}
     if with_isolated:
         for row in rows:
             single = core.read_model(str(xml_path))
@@ -115,3 +129,4 @@ def analyse(xml_path: Path, samples: list[np.ndarray], with_isolated: bool,
             if progress:
                 progress()
     return result
+

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgex.diagnose.metrics import ErrorStats, RangeUse, output_error
+from edgex.diagnose.metrics import ErrorStats, RangeUse, grid_bounds, integer_range, output_error
 
 _SKIP_OPS = ("QUANTIZE", "DEQUANTIZE")
 
@@ -84,31 +84,46 @@ def quantized_tensors(int8_path: Path, fp32_path: Path) -> list[dict]:
 
 
 def cumulative(int8_path: Path, fp32_path: Path, rows: list[dict], samples: list[np.ndarray],
-               progress: Callable[[], None] | None = None) -> dict:
-    """Per-row ErrorStats/RangeUse of the int8 tensors, and the output's, over the samples."""
+               progress: Callable[[], None] | None = None, source_taps=None) -> dict:
+    """Per-row ErrorStats/RangeUse of the int8 tensors (against the float TFLite model, and against the
+    FP32 source where `source_taps` traces them), and the output's, over the samples."""
     quant = _interpreter(int8_path, preserve=True)
     ref = _interpreter(fp32_path, preserve=True)
     stats = {r["layer"]: ErrorStats() for r in rows}
+    source = {r["layer"]: ErrorStats() for r in rows}
     use = {r["layer"]: RangeUse() for r in rows}
-    output, agree = ErrorStats(), 0
+    output, agree, references = ErrorStats(), 0, []
     for sample in samples:
         _set_input(quant, sample)
         _set_input(ref, sample)
         quant.invoke()
         ref.invoke()
+        values = {}
         for row in rows:
-            raw = quant.get_tensor(row["quant_index"]).astype(np.float32)
-            value = (raw - row["zero_point"]) * row["scale"]
+            codes = quant.get_tensor(row["quant_index"])
+            values[row["layer"]] = (codes.astype(np.float32) - row["zero_point"]) * row["scale"]
             reference = ref.get_tensor(row["float_index"])
-            stats[row["layer"]].add(reference, value)
-            levels = 65535 if row["dtype"] == "int16" else 255
-            use[row["layer"]].add(reference, row["scale"], levels)
+            stats[row["layer"]].add(reference, values[row["layer"]])
+            qmin, qmax = integer_range(row["dtype"])
+            use[row["layer"]].add_codes(codes, qmin, qmax)
+            use[row["layer"]].add_reference(reference, *grid_bounds(row["scale"], row["zero_point"], qmin, qmax))
+        taps = source_taps(sample, values) if source_taps else {}
+        for row in rows:
+            source[row["layer"]].add(taps.get(row["layer"]), values[row["layer"]])
         out_q, out_f = _output(quant), _output(ref)
+        references.append(out_f)
         output.add(out_f, out_q)
         agree += int(np.argmax(out_q) == np.argmax(out_f))
         if progress:
             progress()
-    return {"layers": stats, "range_use": use, "output": output, "agreement": agree / max(len(samples), 1)}
+    return {"layers": stats, "source_layers": source if source_taps else {}, "range_use": use, "output": output,
+            "agreement": agree / max(len(samples), 1), "reference_outputs": references}
+
+
+def reference_kernel_outputs(model_path: Path, samples: list[np.ndarray]) -> np.ndarray:
+    """Outputs with LiteRT's builtin kernels only (no XNNPACK): the reference XNNPACK is held against."""
+    interpreter = _interpreter(model_path, preserve=True)
+    return np.concatenate([_invoke(interpreter, sample) for sample in samples])
 
 
 def isolated(fp32_path: Path, rows: list[dict], samples: list[np.ndarray],
