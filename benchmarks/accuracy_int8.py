@@ -124,7 +124,8 @@ def main() -> None:
                 if line.startswith("model name")), "?")
     flags = sorted(cpu_flags() & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8"})
     print(f"machine: {cpu}, {isa_class()} ({', '.join(flags)})")
-    print("| set | artifact | recipe (tries) | n | FP32 top-1 | int8 top-1 | drop pp [95% CI] | agreement | verdict |")
+    print("| set | artifact | recipe (tries) | n | FP32 top-1 | int8 top-1 | drop pp (FP32 − int8) [95% CI] "
+          "| agreement | verdict |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ci = r["ci95_pp"]

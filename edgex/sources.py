@@ -82,9 +82,20 @@ class Source:
             else:
                 self._tmp = tempfile.TemporaryDirectory(prefix="edgex-savedmodel-")
                 out = Path(self._tmp.name) / "saved_model"
-                (self.export_model or self.model).export(str(out), format="tf_saved_model", verbose=False)
+                self._inference_wrapper().export(str(out), format="tf_saved_model", verbose=False)
                 self._saved_model_dir = out
         return self._saved_model_dir
+
+    def _inference_wrapper(self):
+        """The inference graph called with training=False on a static input shape, for export.
+
+        A nested model after a preprocessing layer can otherwise be traced with its BatchNorms in
+        training mode (Keras 3), and a free spatial size gives converters dynamic shapes."""
+        import keras
+
+        inputs = keras.Input(self.preprocess.input_shape[1:], batch_size=None, name="image")
+        model = self.export_model or self.model
+        return keras.Model(inputs, model(inputs, training=False), name=model.name)
 
     def describe(self) -> dict:
         return {"path": str(self.path), "sha256": sha256_path(self.path), "framework": self.framework,
