@@ -2,6 +2,8 @@
 
     import edgex
     edgex.convert("model.keras", target="tflite", int8=True, calib_data="images/")
+    with edgex.load("edgex-out/model/tflite-int8") as p:
+        print(p.predict(["photo.jpg"]).labels)
 
 Importing edgex is cheap: TensorFlow, OpenVINO and ONNX Runtime load only when a function needs them.
 """
@@ -9,7 +11,7 @@ Importing edgex is cheap: TensorFlow, OpenVINO and ONNX Runtime load only when a
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "convert"]
+__all__ = ["__version__", "convert", "load"]
 
 
 def __getattr__(name: str):
@@ -17,4 +19,8 @@ def __getattr__(name: str):
         from edgex.api import convert
 
         return convert
+    if name == "load":
+        from edgex.predict.model import load
+
+        return load
     raise AttributeError(f"module 'edgex' has no attribute {name!r}")

@@ -10,11 +10,14 @@ from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
 from edgex.errors import UsageError
 from edgex.parity import Thresholds
 from edgex.pipeline import ConvertRequest, run_convert
+from edgex.predict.model import load
 from edgex.progress import Reporter
 from edgex.torch_sources import module_as_program
 
 if TYPE_CHECKING:
     import torch
+
+__all__ = ["convert", "load"]
 
 
 def convert(

@@ -4,4 +4,5 @@ Adding a command is one line here and one file beside this one; modules import n
 import time, so `edgex --help` stays instant.
 """
 
-COMMANDS = ("convert", "inspect", "diagnose", "bench", "eval", "report", "run", "port", "doctor", "check")
+COMMANDS = ("convert", "inspect", "diagnose", "bench", "eval", "predict", "bundle", "report", "run", "port", "doctor",
+            "check")
