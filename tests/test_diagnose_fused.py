@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import CLASSES, run_edgex
+from test_bench_fixtures import tiny_int8_artifacts
 
 onnx = pytest.importorskip("onnx")
 from onnx import numpy_helper  # noqa: E402
@@ -22,11 +23,7 @@ SAMPLES = 4
 @pytest.fixture(scope="module")
 def default_onnx(tiny_model, images_dir, tmp_path_factory) -> Path:
     """The default ONNX recipe: 7-bit weights, so ORT's fused kernels cannot saturate on any x86 CPU."""
-    out = tmp_path_factory.mktemp("fused")
-    done = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--int8", "--calib-data", images_dir,
-                     "--calib-size", "24", "--output", out, "-q")
-    assert done.returncode == 0, done.stderr
-    return out / "tiny_xception" / "onnx-int8"
+    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory) / "onnx-int8"
 
 
 def _samples(artifact: Path, images_dir: Path) -> list[np.ndarray]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import run_edgex
+from test_bench_fixtures import tiny_int8_artifacts
 
 onnx = pytest.importorskip("onnx")
 from onnx import numpy_helper  # noqa: E402
@@ -21,11 +22,8 @@ SAMPLES = 4
 
 @pytest.fixture(scope="module")
 def onnx_int8(tiny_model, images_dir, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("known")
-    done = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--int8", "--calib-data", images_dir,
-                     "--calib-size", "24", "--output", out, "-q")
-    assert done.returncode == 0, done.stderr
-    return out / "tiny_xception" / "onnx-int8"
+    """The session-shared tiny onnx-int8 (default recipe); tests that edit it work on a copy."""
+    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory) / "onnx-int8"
 
 
 def _variant(artifact: Path, folder: Path, edit) -> Path:
