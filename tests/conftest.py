@@ -43,6 +43,16 @@ def pixels_sha256(root: Path) -> str:
     return digest.hexdigest()
 
 
+def pytest_configure(config) -> None:
+    """A suite started in the background of a non-interactive shell inherits SIGINT ignored; Python then
+    never raises KeyboardInterrupt, here or in the CLI children (which inherit the disposition). The
+    Ctrl-C tests need what a user's terminal gives: the default handler."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def shared_dir() -> Path:
     return Path(os.environ.get("EDGEX_SHARED", REPO.parent / "shared")).resolve()
 

@@ -88,14 +88,7 @@ def _start_paused_at_publish(tiny_model: Path, out: Path, marker: Path) -> subpr
     """A convert run that will stop (test-only hook) when its staging folder holds the model but no manifest."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", EDGEX_TEST_PAUSE_AT="publish", EDGEX_TEST_PAUSE_FILE=str(marker))
     return subprocess.Popen([sys.executable, "-m", "edgex", "convert", "--model", str(tiny_model), "--target", "onnx",
-                             "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            preexec_fn=_default_sigint)
-
-
-def _default_sigint() -> None:
-    """A suite started in the background of a non-interactive shell inherits SIGINT ignored, and Python then
-    never raises KeyboardInterrupt: give the child the default a user's terminal gives it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                             "--output", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _wait_until_paused(proc: subprocess.Popen, out: Path, marker: Path) -> None:
