@@ -96,7 +96,7 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
             reporter.info(f"[yellow]skipped {len(skipped)} unreadable image(s) (--skip-bad-images): "
                           f"{', '.join(Path(s['file']).name for s in skipped[:5])}[/yellow]")
         with reporter.task("source model on parity images", len(parity_inputs[0])) as advance:
-            reference = _predict(source.predict, parity_inputs[0], advance)
+            reference, _ = _timed_predict(source.predict, parity_inputs[0], advance)
         require_finite(reference, f"the output of source model {source.path} on the parity images",
                        "The model itself produces NaN/Inf (broken weights?); fix it before converting.")
         results = [
@@ -167,14 +167,6 @@ def _calibration(request: ConvertRequest, source: Source):
     if skipped:  # --skip-bad-images: counted in the summary and the manifest
         desc["skipped_bad_images"] = [{"file": str(path), "reason": why} for path, why in skipped]
     return (calib if request.precision == "int8" else None), (images, desc)
-
-
-def _predict(fn, images: list[np.ndarray], advance) -> np.ndarray:
-    out = []
-    for image in images:
-        out.append(fn(image[None]))
-        advance()
-    return np.concatenate(out)
 
 
 def describe_input(pre) -> str:
