@@ -63,12 +63,15 @@ def compare(reference: np.ndarray, candidate: np.ndarray, output_kind: str = "lo
         "min_cosine": float(cosine.min()) if finite else 0.0,
         "p05_cosine": float(np.percentile(cosine, 5)) if finite else 0.0,
         "cosine_of": "logits" if output_kind == "logits" else f"sqrt {output_kind} probabilities (Bhattacharyya)",
+        "nonfinite": int(np.sum(~np.isfinite(candidate))),
     }
 
 
 def failures(metrics: dict, thresholds: Thresholds) -> list[str]:
     """Why the metrics miss the thresholds, one phrase each; empty when they pass."""
     out = []
+    if metrics.get("nonfinite"):
+        out.append(f"{metrics['nonfinite']} output value(s) are NaN or +-inf (overflow in the artifact)")
     if metrics["agreement"] < thresholds.min_agreement:
         out.append(f"top-1 agreement {metrics['agreement']:.3f} ({metrics['agree_count']}/{metrics['n']}) "
                    f"< {thresholds.min_agreement}")

@@ -22,6 +22,14 @@ def test_nan_output_fails_the_gate():
     assert failures(metrics, DEFAULT_THRESHOLDS["int8"])
 
 
+def test_overflow_with_the_right_argmax_is_named_as_overflow():
+    """+-inf logits keep the argmax (agreement passes), so the gate must say why the cosine is 0."""
+    reference = np.array([[5.0, -5.0], [-5.0, 5.0]])
+    metrics = compare(reference, np.array([[np.inf, -np.inf], [-np.inf, np.inf]]))
+    assert metrics["agreement"] == 1.0 and metrics["nonfinite"] == 4
+    assert failures(metrics, DEFAULT_THRESHOLDS["int8"])[0].startswith("4 output value(s) are NaN or +-inf")
+
+
 def test_calibrating_on_constant_images_fails_with_exit_3(tiny_model, images_dir, constant_images_dir,
                                                           tmp_path):
     # Parity images come from a different folder than calibration: calibrate on flat gray,
