@@ -16,6 +16,12 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
+def arm_python() -> Path:
+    """First, so that a machine without the arm64 packages skips before the server and the conversion."""
+    return aarch64_device_python()
+
+
+@pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     with running_sshd(tmp_path_factory.mktemp("sshd")) as server:
         yield server
@@ -26,13 +32,13 @@ def tiny_tflite(tiny_model, images_dir, tmp_path_factory) -> Path:
     return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory) / "tflite-int8"
 
 
-def test_aarch64_device_matches_x86(sshd, tiny_tflite, images_dir, tmp_path):
+def test_aarch64_device_matches_x86(arm_python, sshd, tiny_tflite, images_dir, tmp_path):
     from edgex.bench.child import BenchSettings, run_child
     from edgex.remote.bench import RemoteDevice
     from edgex.remote.ssh import SshOptions
     from edgex.remote.target import RemoteTarget
 
-    python = aarch64_device_python()
+    python = arm_python
     done = run_edgex("bench", tiny_tflite, *sshd.ssh_args(), "--remote-python", python, "--min-runs", "2",
                      "--min-seconds", "0", "--warmup", "0", "--eval-data", images_dir, "--no-source", "--output",
                      tmp_path / "arm", "-q")

@@ -24,7 +24,7 @@ EXIT_MISMATCH = 74
 _ANCHOR = r"""umask 077
 d=$(mktemp -d "${TMPDIR:-/tmp}/edgex-XXXXXXXX") || exit 73
 cleanup() {
-  for f in "$d"/.pgid-*; do [ -f "$f" ] && kill -KILL "-$(cat "$f")" 2>/dev/null; done
+  for f in "$d"/.pgid-*; do [ -f "$f" ] && p=$(cat "$f") && kill -KILL "-$p" "$p" 2>/dev/null; done
   rm -rf "$d"
 }
 trap cleanup EXIT
@@ -34,6 +34,7 @@ if command -v timeout >/dev/null 2>&1; then timeout {seconds} cat >/dev/null; el
 """
 
 # Python puts itself in its own process group (so one kill reaches the runner and its children), then runs
+# (every kill also names the pid: a connection that drops while Python starts finds no group yet)
 # the script or `-c` code in place: no exec, which also works where "python" is a wrapper (qemu-user, a venv shim).
 _BOOTSTRAP = """import os, runpy, sys
 os.setpgid(0, 0)
@@ -51,9 +52,9 @@ exec 3<&0
 "$py" -c {bootstrap} {argv} >"$d/.out-$n" 2>"$d/.err-$n" </dev/null &
 pid=$!
 echo "$pid" >"$d/.pgid-$n"
-stop() { kill -TERM "-$pid" 2>/dev/null; sleep 1; kill -KILL "-$pid" 2>/dev/null; }
+stop() { kill -TERM "-$pid" "$pid" 2>/dev/null; sleep 1; kill -KILL "-$pid" "$pid" 2>/dev/null; }
 trap 'stop; exit 129' HUP; trap 'stop; exit 130' INT; trap 'stop; exit 143' TERM; trap 'stop; exit 141' PIPE
-( cat <&3 >/dev/null; kill -TERM "-$pid" ) >/dev/null 2>&1 &
+( cat <&3 >/dev/null; kill -TERM "-$pid" "$pid" ) >/dev/null 2>&1 &
 watch=$!
 wait "$pid"; rc=$?
 rm -f "$d/.pgid-$n"
