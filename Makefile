@@ -34,12 +34,15 @@ setup: $(STAMP)
 demo: $(STAMP)
 	@$(VENV)/bin/edgex convert --target all --int8
 
-# Fast stage first (stops at the first failure), then the slow end-to-end stage.
+# Fast stage first (stops at the first failure), then the slow end-to-end stage. Tests run in one
+# pytest-xdist worker per core (at most 4): most of a test's time is one busy core (model conversion,
+# framework imports in a CLI child). The fast stage keeps each file on one worker (module fixtures).
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 test: $(STAMP)
 	$(VENV)/bin/python tests/check_environment.py $(LOCK)
 	$(VENV)/bin/ruff check edgex converters calibration tests benchmarks
-	$(VENV)/bin/python -m pytest -q -m "not slow" --maxfail=1
-	$(VENV)/bin/python -m pytest -q -m slow
+	$(VENV)/bin/python -m pytest -q -m "not slow" --maxfail=1 -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/python -m pytest -q -m slow -n $(TEST_WORKERS) --dist load
 
 # Re-resolve the lock from pyproject.toml: run it on purpose, when moving to new versions, then make test.
 lock:

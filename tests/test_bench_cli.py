@@ -21,7 +21,9 @@ def bench_run(tiny_artifacts, images_dir, tmp_path_factory):
     broken = truncated_copy(tiny_artifacts / "onnx-int8", work / "broken" / "onnx-int8")
     escaping = _manifest_pointing_outside(tiny_artifacts / "onnx-int8", work / "crafted" / "onnx-int8")
     report_dir = work / "report"
-    done = run_edgex("bench", tiny_artifacts, broken, escaping, "--eval-data", images_dir, "--min-runs", "3",
+    # the two artifacts by name: the shared folder may hold other targets that other test files converted
+    done = run_edgex("bench", tiny_artifacts / "onnx-int8", tiny_artifacts / "tflite-int8", broken, escaping,
+                     "--eval-data", images_dir, "--min-runs", "3",
                      "--min-seconds", "0", "--warmup", "1", "--threads", "1", "--output", report_dir, "-q")
     return done, report_dir
 

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
 from conftest import run_edgex
 
 
+def run_shared_dir(tmp_path_factory, name: str) -> Path:
+    """A folder shared by every pytest-xdist worker of this run (their common base temp), or the session's."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def _convert_once(tiny_model: Path, images_dir: Path, base: Path, target: str) -> Path:
     folder = base / "tiny_xception" / f"{target}-int8"
-    if not (folder / "manifest.json").is_file():
-        done = run_edgex("convert", "--model", tiny_model, "--target", target, "--int8", "--calib-data", images_dir,
-                         "--calib-size", "24", "--output", base, "-q")
-        assert done.returncode == 0, done.stderr
+    with open(base / f".{target}.lock", "w") as lock:  # the first worker converts, the others wait for it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "manifest.json").is_file():
+            done = run_edgex("convert", "--model", tiny_model, "--target", target, "--int8", "--calib-data",
+                             images_dir, "--calib-size", "24", "--output", base, "-q")
+            assert done.returncode == 0, done.stderr
     return folder
 
 
@@ -22,8 +36,8 @@ def tiny_int8_artifacts(tiny_model: Path, images_dir: Path, tmp_path_factory,
     """OUT/tiny_xception/{onnx,tflite}-int8 (tflite has int8 input and output: the quantized-io path).
 
     Each test module wraps this in its own `tiny_artifacts` fixture; the folder is shared, so the
-    conversions run once per session."""
-    base = tmp_path_factory.getbasetemp() / "bench-artifacts"
+    conversions run once per session, whatever the number of xdist workers."""
+    base = run_shared_dir(tmp_path_factory, "bench-artifacts")
     for target in targets:
         _convert_once(tiny_model, images_dir, base, target)
     return base / "tiny_xception"
