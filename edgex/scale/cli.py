@@ -51,3 +51,7 @@ def check_scale_arguments(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if getattr(args, "skip_bad_images", False) and getattr(args, "eval_data", None) is None:
         raise UsageError("--skip-bad-images needs --eval-data")
+    remote = getattr(args, "remote", None) or getattr(args, "remote_hosts", None)
+    if getattr(args, "skip_bad_images", False) and remote:
+        raise UsageError("--skip-bad-images is not available with --remote or --remote-hosts",
+                         "Remove the unreadable images, or evaluate here (or with --ray).")
