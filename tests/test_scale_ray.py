@@ -197,3 +197,14 @@ def test_without_ray_installed_the_flag_says_which_extra(tiny_artifacts, images_
     done = subprocess.run([sys.executable, "-m", "edgex", "eval", str(tiny_artifacts / "onnx-int8"), "--eval-data",
                            str(images_dir), "--ray"], capture_output=True, text=True, env=env, timeout=120)
     assert_clean_failure(done, 2, "--ray needs Ray", "pip install 'edgex[ray]'")
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("bench", "--ray"), "--ray shards the evaluation images; it needs --eval-data"),
+    (("eval", "--eval-data", "x", "--ray", "--remote", "pi@pi"), "--ray and --remote cannot be combined"),
+    (("eval", "--eval-data", "x", "--ray", "--shard-size", "0"), "--shard-size must be at least 1"),
+])
+def test_flags_that_cannot_work_together_are_usage_errors(tiny_artifacts, args, needle):
+    command, *rest = args
+    done = run_edgex(command, tiny_artifacts / "onnx-int8", *rest)
+    assert_clean_failure(done, 2, needle)

@@ -202,14 +202,23 @@ class RayRunner:
         from edgex.remote.bench import artifact_files
 
         started = time.perf_counter()
-        count = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        count = self.workers or max(1, cpus // self.threads)
+        if count * self.threads > cpus:  # actors beyond the cluster's CPUs would wait forever to start
+            raise UsageError(f"{count} Ray workers x {self.threads} thread(s) need {count * self.threads} CPUs; "
+                             f"the cluster has {cpus}", "Lower --ray-workers or --threads, or add nodes.")
         blob = ray.put({name: path.read_bytes() for name, path in artifact_files(model_file).items()})
         worker = ray.remote(num_cpus=self.threads, max_restarts=2, max_task_retries=2)(ShardWorker)
         actors = [worker.options(scheduling_strategy="SPREAD").remote(
             model_file.name, runtime, precision, self.threads, settings.device, settings.batch)
             for _ in range(count)]
         try:
-            self.worker_info = ray.get([a.ready.remote([blob]) for a in actors], timeout=settings.timeout_s)
+            try:
+                self.worker_info = ray.get([a.ready.remote([blob]) for a in actors], timeout=settings.timeout_s)
+            except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:  # e.g. no edgex on a node
+                return {"ok": False, "kind": "crashed", "error": f"a Ray worker could not start: "
+                        f"{' '.join(str(exc).split())[:300]}", "hint": "Install edgex[ray] and the runtimes on "
+                        "every node, with the same Python and Ray versions as here."}
             failed = next((info for info in self.worker_info if not info.get("ok")), None)
             if failed:
                 return failed
