@@ -95,30 +95,27 @@ def main() -> None:
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="edgex-scaling-") as tmp:
-        batch = Path(tmp) / "inputs.npy"
+        batch, out = Path(tmp) / "inputs.npy", Path(tmp) / "logits.npy"
         np.save(batch, inputs)
-        for threads in (1, 2):
+
+        def timed(name: str, cores: int, runner, threads: int) -> None:
+            """One evaluation of the whole batch: wall time, and top-1 (every run must agree)."""
             settings = BenchSettings(threads=threads, batch=args.batch, latency=False)
             started = time.perf_counter()
-            answer = run_child(ref.model_file, ref.runtime, ref.precision, settings, batch, Path(tmp) / "local.npy")
+            answer = runner(ref.model_file, ref.runtime, ref.precision, settings, batch, out)
             wall = time.perf_counter() - started
             assert answer.get("ok"), answer
-            top1 = float(np.mean(np.load(Path(tmp) / "local.npy").argmax(1) == labels))
-            rows.append({"run": f"local, 1 process x {threads} thread(s)", "cores": threads, "wall_s": wall,
-                         "top1": top1})
+            rows.append({"run": name, "cores": cores, "wall_s": wall, "load_ms": answer.get("load_ms"),
+                         "top1": float(np.mean(np.load(out).argmax(1) == labels))})
+
+        for threads in (1, 2):
+            timed(f"local, 1 process x {threads} thread(s)", threads, run_child, threads)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  object_store_memory=1 << 30)
         try:
             for workers in (1, 2):
-                settings = BenchSettings(threads=1, batch=args.batch, latency=False)
-                runner = RayRunner(workers=workers, threads=1, shard_size=args.shard_size)
-                started = time.perf_counter()
-                answer = runner(ref.model_file, ref.runtime, ref.precision, settings, batch, Path(tmp) / "ray.npy")
-                wall = time.perf_counter() - started
-                assert answer.get("ok"), answer
-                top1 = float(np.mean(np.load(Path(tmp) / "ray.npy").argmax(1) == labels))
-                rows.append({"run": f"Ray, {workers} worker(s) x 1 thread", "cores": workers, "wall_s": wall,
-                             "top1": top1, "load_ms": answer["load_ms"], "shards": answer["scale"]["shards"]})
+                timed(f"Ray, {workers} worker(s) x 1 thread", workers,
+                      RayRunner(workers=workers, threads=1, shard_size=args.shard_size), 1)
         finally:
             ray.shutdown()
 
