@@ -138,6 +138,16 @@ def test_eval_report_on_the_cluster_equals_the_local_report(cluster, tiny_artifa
     assert remote["settings"]["scale"]["address"] == cluster.address
 
 
+def test_bench_times_here_and_evaluates_on_the_cluster(cluster, tiny_artifacts, images_dir):
+    done = run_edgex("bench", tiny_artifacts / "onnx-int8", "--eval-data", images_dir, "--ray-address",
+                     cluster.address, "--no-source", "--min-runs", "3", "--min-seconds", "0", "--warmup", "1",
+                     "--json", "-q")
+    assert done.returncode == 0, done.stderr[-2000:]
+    (row,) = json.loads(done.stdout)["results"]
+    assert row["runs"] >= 3 and row["latency_ms"]["p50"] > 0  # timed in a child process on this machine
+    assert row["accuracy"]["n"] == 32 and row["scale"]["images"] == 32  # the images went to the cluster
+
+
 def test_corrupt_image_is_a_counted_skip(cluster, tiny_artifacts, images_dir, tmp_path):
     import argparse
 
