@@ -44,6 +44,7 @@ def cluster():
     """A head node and a second node, one CPU each, on 127.0.0.1; this process is the driver."""
     from ray.cluster_utils import Cluster
 
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage report from the test cluster either
     options = {"num_cpus": 1, "object_store_memory": OBJECT_STORE, "include_dashboard": False}
     two = Cluster(initialize_head=True, head_node_args=options)
     try:

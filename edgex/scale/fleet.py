@@ -103,15 +103,21 @@ def _host(entry, number: int, path: Path) -> FleetHost:
                      [str(t) for t in tags], file("known_hosts"))
 
 
+def _plain(text: str) -> str:
+    """Status lines are Rich markup: a device name or reason is text, not a style."""
+    return text.replace("[", "\\[")
+
+
 class _Prefixed(Reporter):
     """Status lines of one device's thread, named; no progress bars (several threads share the terminal)."""
 
     def __init__(self, reporter: Reporter, name: str):
-        self.reporter, self.name, self.lock = reporter, name, threading.Lock()
+        self.reporter, self.lock = reporter, threading.Lock()
+        self.prefix = _plain(name)
 
     def info(self, message: str) -> None:
         with self.lock:
-            self.reporter.info(f"[{self.name}] {message}")
+            self.reporter.info(f"{self.prefix}: {message}")
 
 
 class _UntilDropped:
@@ -188,7 +194,7 @@ def run_fleet(args: argparse.Namespace, settings, reporter: Reporter | None = No
                       "error": error.one_line() if error else None, "device": result["device"],
                       "artifacts": [r["name"] for r in device_rows]})
         if error:
-            reporter.info(f"[red]✗ {host.name}: {error.one_line()}[/red]")
+            reporter.info(f"[red]✗ {_plain(host.name)}: {_plain(error.one_line())}[/red]")
     merged = build_report(rows, settings, eval_data, [])
     merged["settings"]["remote_hosts"] = str(args.remote_hosts)
     merged["fleet"] = fleet

@@ -70,6 +70,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     if ray.is_initialized():
         yield ray
         return
+    if os.environ.get("EDGEX_ALLOW_TELEMETRY") != "1":  # edgex sends nothing (edgex.telemetry); Ray's usage
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # stats are read when a local instance starts
     address = address or os.environ.get("RAY_ADDRESS") or None
     options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
                "configure_logging": True}
