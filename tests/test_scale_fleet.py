@@ -94,3 +94,10 @@ def test_bad_hosts_file_is_one_line_with_its_exit_code(tiny_artifacts, tmp_path,
 def test_missing_hosts_file_exits_66(tiny_artifacts, tmp_path):
     done = run_edgex("bench", tiny_artifacts / "tflite-int8", "--remote-hosts", tmp_path / "nope.yaml")
     assert_clean_failure(done, 66, "nope.yaml does not exist")
+
+
+def test_help_with_the_scale_out_flags_imports_no_ray():
+    code = ("import sys; from edgex.cli import build_parser; build_parser().format_help(); "
+            "print([m for m in ('ray', 'yaml') if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
