@@ -6,18 +6,19 @@ ARTIFACT is an artifact folder (e.g. build/bench-clothing/clothing_xception/onnx
 benchmarks/convert_clothing.py); --eval-data defaults to the clothing train split in ../shared (3068
 images); --limit takes the first N per class in turn (a quicker, still balanced set).
 
-The images are preprocessed once (timed: the driver's serial part), then the same float32 batch is run:
-local (one runner child process with 1, then 2 intra-op threads, as `edgex eval` does) and Ray (a local
-instance with 2 CPUs; 1 worker, then 2 workers of 1 thread each, as `edgex eval --ray`). Every run's
-top-1 is printed: they must agree. Ray's overhead at equal cores = Ray wall / local wall - 1. Printed last:
+The images are preprocessed once here (as `edgex eval` does; timed) and once on Ray with 2 CPUs (as
+`edgex eval --ray` does: bytes out, tensors back; timed, and checked identical), then the same float32
+batch is run: local (one runner child process with 1, then 2 intra-op threads) and Ray (a local instance
+with 2 CPUs; 1 worker, then 2 workers of 1 thread each). Every run's top-1 is printed: they must agree.
+Ray's overhead at equal cores = Ray wall / local wall - 1. Printed last:
 
-    T(n, N) = n * t_pre + T_start + n * t_img / (N * c)
+    T(n, N) = T_start + n * t_read + n * (t_pre + t_img) / (N * c)
 
-the projection for n images on N nodes of c cores, from the measured per-image preprocessing cost t_pre
-(serial, on the driver), the per-image cost t_img of one core (the local 1-thread run) and Ray's fixed
-overhead T_start (Ray with 1 worker minus local with 1 thread: actors starting, shard round trips). The
-2-over-1-worker speed-up and the load average are printed too: on a shared machine the second core may
-not be free, and then no engine gets 2x.
+the projection for n images on N nodes of c cores: t_read the driver's serial part per image (reading
+the file's bytes), t_pre the per-image preprocessing cost of one core (the local run), t_img the per-image
+inference cost of one core (the local 1-thread run) and T_start Ray's fixed overhead (Ray with 1 worker
+minus local with 1 thread: actors starting, shard round trips). The 2-over-1-worker speed-up and the load
+average are printed too: on a shared machine the second core may not be free, and then no engine gets 2x.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def main() -> None:
     from edgex.bench.child import BenchSettings, run_child
     from edgex.evaluation.dataset import load_labelled, preprocess_images
     from edgex.preprocess import Preprocess
-    from edgex.scale.ray_eval import RayRunner
+    from edgex.scale.ray_eval import RayPreprocessor, RayRunner
 
     (ref,) = find_artifacts([args.artifact])
     data = load_labelled(args.eval_data, ref.manifest.get("classes"))
@@ -89,9 +90,15 @@ def main() -> None:
     print(f"artifact: {ref.folder} ({ref.runtime}, {ref.precision}); {n} images from {args.eval_data}")
 
     started = time.perf_counter()
-    inputs = preprocess_images(files, Preprocess.from_dict(ref.manifest["preprocess"]))
+    for path in files:
+        path.read_bytes()
+    t_read = (time.perf_counter() - started) / n
+    preprocess = Preprocess.from_dict(ref.manifest["preprocess"])
+    started = time.perf_counter()
+    inputs = preprocess_images(files, preprocess)
     t_pre = (time.perf_counter() - started) / n
-    print(f"preprocessing (driver, serial): {t_pre * 1000:.1f} ms/image, {t_pre * n:.1f} s")
+    print(f"reading the files (driver): {t_read * 1000:.2f} ms/image; preprocessing here (1 core): "
+          f"{t_pre * 1000:.1f} ms/image, {t_pre * n:.1f} s")
 
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="edgex-scaling-") as tmp:
@@ -113,6 +120,11 @@ def main() -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  object_store_memory=1 << 30)
         try:
+            started = time.perf_counter()
+            assert np.array_equal(RayPreprocessor(args.shard_size)(files, preprocess), inputs)
+            pre_ray = time.perf_counter() - started
+            print(f"preprocessing on Ray (2 CPUs): {pre_ray / n * 1000:.1f} ms/image, {pre_ray:.1f} s "
+                  f"({t_pre * n / pre_ray:.2f}x the local one; identical tensors)")
             for workers in (1, 2):
                 timed(f"Ray, {workers} worker(s) x 1 thread", workers,
                       RayRunner(workers=workers, threads=1, shard_size=args.shard_size), 1)
@@ -133,15 +145,15 @@ def main() -> None:
           f"before/after: {load_before:.1f}/{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     t_img = local[1] / n  # one 1-thread process, loading included: the per-image cost of one core
     t_start = max(0.0, on_ray[1] - local[1])  # what Ray adds at one worker: actors starting, shard round trips
-    print(f"\nprojection: T(n, N) = n * t_pre + T_start + n * t_img / (N * c), with t_pre = {t_pre * 1000:.1f} ms, "
-          f"t_img = {t_img * 1000:.1f} ms, T_start = {t_start:.1f} s, c = {args.cores_per_node}")
+    print(f"\nprojection: T(n, N) = T_start + n * t_read + n * (t_pre + t_img) / (N * c), with "
+          f"t_read = {t_read * 1000:.2f} ms, t_pre = {t_pre * 1000:.1f} ms, t_img = {t_img * 1000:.1f} ms, "
+          f"T_start = {t_start:.1f} s, c = {args.cores_per_node}")
     for nodes in map(int, args.nodes.split(",")):
-        total = 50_000 * t_pre + t_start + 50_000 * t_img / (nodes * args.cores_per_node)
-        print(f"  50,000 images on {nodes:>2} node(s) x {args.cores_per_node} cores: {total / 60:6.1f} min "
-              f"(driver preprocessing alone {50_000 * t_pre / 60:.1f} min)")
+        total = t_start + 50_000 * t_read + 50_000 * (t_pre + t_img) / (nodes * args.cores_per_node)
+        print(f"  50,000 images on {nodes:>2} node(s) x {args.cores_per_node} cores: {total / 60:6.1f} min")
     if args.json:
-        args.json.write_text(json.dumps({"machine": _machine(), "images": n, "t_pre_s": t_pre, "rows": rows},
-                                        indent=2))
+        args.json.write_text(json.dumps({"machine": _machine(), "images": n, "t_read_s": t_read, "t_pre_s": t_pre,
+                                         "ray_preprocess_s": pre_ray, "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from test_bench_fixtures import tiny_int8_artifacts
 from edgex.bench.artifacts import find_artifacts
 from edgex.bench.child import BenchSettings, run_child
 from edgex.bench.suite import run_suite
+from edgex.errors import DataError
 from edgex.evaluation.dataset import load_labelled, preprocess_images
 from edgex.preprocess import Preprocess
 
@@ -88,10 +89,14 @@ def _same_per_image(a: np.ndarray, b: np.ndarray, labels: np.ndarray) -> None:
 
 
 def test_two_nodes_give_the_local_per_image_results(cluster, tiny_artifacts, images_dir, tmp_path):
-    from edgex.scale.ray_eval import RayRunner
+    from edgex.scale.ray_eval import RayPreprocessor, RayRunner
 
     artifact = tiny_artifacts / "onnx-int8"
     inputs, labels = _inputs(artifact, images_dir)
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    data = load_labelled(images_dir, manifest["classes"])
+    preprocess = Preprocess.from_dict(manifest["preprocess"])
+    assert np.array_equal(RayPreprocessor(shard_size=5)(data.files, preprocess), inputs)  # decoded on the nodes
     runner = RayRunner(workers=2, threads=1, shard_size=5)  # 32 images: 7 shards, the last one short
     answer, remote = _ray_logits(runner, artifact, inputs, tmp_path)
     _same_per_image(_local_logits(artifact, inputs, tmp_path), remote, labels)
@@ -166,6 +171,9 @@ def test_corrupt_image_is_a_counted_skip(cluster, tiny_artifacts, images_dir, tm
     assert report["eval_data"]["evaluated"] == 32
     (skipped,) = report["eval_data"]["skipped_bad_images"]
     assert skipped["file"] == str(bad) and "cannot decode image" in skipped["reason"]
+    args.skip_bad_images = False  # as locally: the run stops with 65, naming the file (decoded on a worker)
+    with pytest.raises(DataError, match=f"cannot decode image {bad}"):
+        run_scaled_suite(args, EVAL)
 
 
 def test_ctrl_c_stops_the_cluster_work_and_writes_no_report(cluster, tiny_artifacts, images_dir, tmp_path):
