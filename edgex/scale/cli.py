@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 RAY_HELP = """Ray (pip install edgex[ray]):
-  The labelled set is preprocessed once here, cut into shards, and each worker (a Ray actor that loads the
-  artifact once) runs shards batched; the logits come back and the report is the one a local run writes.
+  The labelled set is cut into shards, preprocessed on the cluster, and each worker (a Ray actor that loads
+  the artifact once) runs shards batched; the logits come back and the report is the one a local run writes.
   Worker nodes need edgex[ray] and the runtimes, not the data or the artifacts (both travel through Ray)."""
 
 

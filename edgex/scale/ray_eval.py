@@ -6,10 +6,11 @@ A pool of actors fed by a small queue does both in ~100 lines with nothing but c
 `map_batches` with an actor pool would load the artifact once per actor too, but it re-orders and
 re-blocks rows and hides the retry accounting behind its executor, and it pulls pyarrow/pandas in.
 
-`RayRunner` is called like `edgex.bench.child.run_child` (the seam `edgex.remote` uses too), so
-`run_suite` still preprocesses once per spec, computes the FP32 reference and builds the same rows,
-per-class accuracy, confusion matrix and bootstrap CI: only where the logits are computed changes.
-Latency (`bench`) is still timed here in a clean child process: timing on a busy cluster node means nothing.
+`RayRunner` is called like `edgex.bench.child.run_child` (the seam `edgex.remote` uses too) and
+`RayPreprocessor` like `preprocess_images`, so `run_suite` still preprocesses once per spec, computes the
+FP32 reference and builds the same rows, per-class accuracy, confusion matrix and bootstrap CI: only
+where the tensors and the logits are computed changes. Latency (`bench`) is still timed here in a clean
+child process: timing on a busy cluster node means nothing.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
                "configure_logging": True}
     if address:
-        _check_reachable(address)
+        if address not in ("auto", "local"):  # RAY_ADDRESS=auto: Ray looks for its running instance
+            _check_reachable(address)
         options["address"] = address
     else:
         options.update(num_cpus=num_cpus, object_store_memory=LOCAL_OBJECT_STORE_BYTES)
