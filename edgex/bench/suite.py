@@ -29,8 +29,8 @@ LATENCY_FIELDS = ("load_ms", "first_inference_ms", "warmup", "latency_ms", "runs
 class _EvalInputs:
     """Preprocessed evaluation batches, one per preprocessing spec, kept in memory and as .npy for the runner."""
 
-    def __init__(self, data: LabelledImages, folder: Path, reporter: Reporter):
-        self.data, self.folder, self.reporter = data, folder, reporter
+    def __init__(self, data: LabelledImages, folder: Path, reporter: Reporter, preprocessor=preprocess_images):
+        self.data, self.folder, self.reporter, self.preprocessor = data, folder, reporter, preprocessor
         self._cache: dict[str, tuple[Path, np.ndarray]] = {}
 
     def get(self, preprocess: Preprocess) -> tuple[str, Path, np.ndarray]:
@@ -39,7 +39,7 @@ class _EvalInputs:
             with self.reporter.task(f"preprocessing {len(self.data.files)} images "
                                     f"({preprocess.height}x{preprocess.width}, {preprocess.interpolation})",
                                     len(self.data.files)) as advance:
-                inputs = preprocess_images(self.data.files, preprocess, advance)
+                inputs = self.preprocessor(self.data.files, preprocess, advance)
             path = self.folder / f"inputs-{len(self._cache)}.npy"
             np.save(path, inputs)
             self._cache[key] = (path, inputs)
@@ -48,12 +48,14 @@ class _EvalInputs:
 
 def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None = None,
               source: Path | None = None, use_source: bool = True, reporter: Reporter | None = None,
-              runner: Callable[..., dict] | None = None, cpu: dict | None = None) -> dict:
+              runner: Callable[..., dict] | None = None, cpu: dict | None = None,
+              preprocessor: Callable[..., np.ndarray] = preprocess_images) -> dict:
     """Measure every artifact under `paths`; returns the report (see edgex.report.schema).
 
     `runner` has run_child's signature and answers with the runner protocol's JSON (edgex.remote passes
     one that runs runner.py on a device); default: a local child process. `cpu`: the runner probe of the
-    machine that runs the artifacts (default: this one), for the int8 portability warning.
+    machine that runs the artifacts (default: this one), for the int8 portability warning. `preprocessor`
+    has preprocess_images' signature (edgex.scale.ray_eval passes one that preprocesses on a Ray cluster).
     """
     from edgex.isa import isa_class
     from edgex.report.schema import build_report
@@ -71,7 +73,7 @@ def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None
     references: dict[str, dict] = {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgex-bench-") as tmp:
-        cache = _EvalInputs(data, Path(tmp), reporter) if data is not None else None
+        cache = _EvalInputs(data, Path(tmp), reporter, preprocessor) if data is not None else None
         for number, ref in enumerate(refs, 1):
             reporter.info(f"[{number}/{len(refs)}] {ref.name}: {ref.folder}")
             row = _measure(ref, settings, cache, reference, references, Path(tmp), runner, reporter)

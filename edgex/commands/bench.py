@@ -11,6 +11,7 @@ from edgex.bench.child import BenchSettings
 from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP, EXIT_SOME_FAILED
 from edgex.remote.cli import add_remote_arguments, check_remote_arguments
+from edgex.scale.cli import add_fleet_arguments, add_ray_arguments, check_scale_arguments, wants_ray
 
 DEFAULTS = BenchSettings()  # the one definition of the timing defaults
 THREADS_HELP = ("intra-op threads (default: every usable core of the machine that runs the artifact: with "
@@ -66,12 +67,15 @@ def add_parser(commands) -> None:
     add_accuracy_options(bench, required=False)
     add_output_options(bench)
     add_remote_arguments(bench)  # --remote USER@HOST[:PORT] and its SSH options (edgex.remote)
+    add_fleet_arguments(bench)  # --remote-hosts hosts.yaml (edgex.scale.fleet)
+    add_ray_arguments(bench)  # --ray, --ray-address (edgex.scale.ray_eval)
     bench.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     _check_positive(args)
     check_remote_arguments(args)
+    check_scale_arguments(args)
     settings = BenchSettings(threads=args.threads, min_runs=args.min_runs, min_seconds=args.min_seconds,
                              warmup=args.warmup, batch=args.batch, device=args.device, timeout_s=args.timeout)
     return run_and_report(args, settings)
@@ -98,6 +102,14 @@ def run_and_report(args: argparse.Namespace, settings) -> int:
             from edgex.remote.bench import run_remote_suite
 
             report = run_remote_suite(args, settings, reporter)
+        elif getattr(args, "remote_hosts", None):  # every device of hosts.yaml in parallel, one merged report
+            from edgex.scale.fleet import run_fleet
+
+            report = run_fleet(args, settings, reporter)
+        elif wants_ray(args) or getattr(args, "skip_bad_images", False):
+            from edgex.scale.suite import run_scaled_suite
+
+            report = run_scaled_suite(args, settings, reporter)
         else:
             report = run_suite(args.artifacts, settings, args.eval_data, args.source, not args.no_source, reporter)
         return _emit(args, report, reporter, stdout)

@@ -7,6 +7,7 @@ import argparse
 from edgex.commands.bench import DEFAULTS, add_accuracy_options, add_artifacts_argument, add_output_options
 from edgex.errors import EXIT_CODES_HELP
 from edgex.remote.cli import add_remote_arguments, check_remote_arguments
+from edgex.scale.cli import add_ray_arguments, check_scale_arguments
 
 
 def add_parser(commands) -> None:
@@ -17,7 +18,8 @@ def add_parser(commands) -> None:
         "accuracy, confusion matrix, agreement with the FP32 source and the bootstrap 95% interval of the "
         "top-1 drop.",
         epilog="example:\n  edgex eval edgex-out/m/tflite-int8 --eval-data test/\n"
-        "  edgex eval edgex-out/m/tflite-int8 --eval-data test/ --remote pi@raspberrypi.local\n\n" + EXIT_CODES_HELP,
+        "  edgex eval edgex-out/m/tflite-int8 --eval-data test/ --remote pi@raspberrypi.local\n"
+        "  edgex eval edgex-out/m --eval-data imagenet-val/ --ray-address 10.0.0.5:6379\n\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_artifacts_argument(ev)
@@ -25,6 +27,7 @@ def add_parser(commands) -> None:
     add_accuracy_options(ev, required=True)
     add_output_options(ev)
     add_remote_arguments(ev, device=False)  # the runner evaluates on the device; logits come back
+    add_ray_arguments(ev)  # --ray / --ray-address: shards over a Ray cluster (edgex.scale.ray_eval)
     ev.set_defaults(run=run)
 
 
@@ -33,5 +36,6 @@ def run(args: argparse.Namespace) -> int:
     from edgex.commands.bench import run_and_report
 
     check_remote_arguments(args)
+    check_scale_arguments(args)
     settings = BenchSettings(threads=args.threads, batch=args.batch, latency=False)
     return run_and_report(args, settings)

@@ -38,7 +38,7 @@ def check_remote_arguments(args: argparse.Namespace) -> None:
     """The SSH-only flags make no sense without --remote: say so rather than ignore them."""
     from edgex.errors import UsageError
 
-    if getattr(args, "remote", None):
+    if getattr(args, "remote", None) or getattr(args, "remote_hosts", None):  # a fleet takes them as defaults
         return
     for flag in ("identity", "remote_python", "known_hosts"):
         if getattr(args, flag, None):
