@@ -28,6 +28,10 @@ MODEL_FILE = "model.onnx"
 _RANGE_SUFFIX = ("__edgex_min", "__edgex_max")
 
 
+def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
+    """Every option is honoured on both source frameworks: nothing to refuse."""
+
+
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
             progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
     import onnx

@@ -32,6 +32,10 @@ class _Replayable:
         return len(self.calib)
 
 
+def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
+    """Every option is honoured on both source frameworks: nothing to refuse."""
+
+
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
             progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
     if options.precision == "int8":

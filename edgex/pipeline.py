@@ -270,6 +270,7 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
     converter = load_converter(info)
     options = ConvertOptions(precision=precision, range_estimator=request.calib_method,
                              float_io=request.float_io, recipe=recipe)
+    converter.check_options(source, options, keep_float=request.budget is not None)  # before the slow build
     started = time.perf_counter()
     steps = len(calib) if calib is not None else None
     label = f"{info.name} {precision}" + (f" ({recipe})" if recipe else "")

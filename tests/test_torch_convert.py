@@ -64,7 +64,7 @@ def test_tflite_int8_from_pytorch_has_nhwc_input_and_agrees(tiny_torch, images_d
     assert result["status"] == "ok" and result["parity"]["agreement"] >= 0.9, result
     manifest = json.loads((tmp_path / "tiny_torch" / "tflite-int8" / "manifest.json").read_text())
     assert manifest["inputs"][0]["shape"] == [1, 96, 96, 3] and manifest["inputs"][0]["layout"] == "NHWC"
-    assert manifest["quantization"]["method"] == "litert-torch PT2E"
+    assert manifest["quantization"]["range_estimator"] == "litert_torch_histogram"
     assert manifest["preprocess"]["layout"] == "NHWC"
     from edgex.converters.tflite_xnnpack import xnnpack_partitions
 

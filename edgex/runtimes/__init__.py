@@ -18,10 +18,10 @@ RUNTIMES = ("onnxruntime", "openvino", "litert", "keras")
 def open_runtime(runtime: str, path: Path, precision: str | None = None, threads: int | None = None,
                  device: str = "cpu"):
     """An adapter for `path`; a typed edgex error (its own exit code) when it cannot load."""
-    if runtime == "keras":
-        from edgex.runtimes.keras import KerasSession
+    if runtime == "keras":  # the source model in-process, whatever its framework
+        from edgex.runtimes.source import SourceSession
 
-        return KerasSession(Path(path), precision, threads, device)
+        return SourceSession(Path(path), precision, threads, device)
     from edgex.bench.runner import RunnerError, open_session
 
     try:
