@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-RANGE_ESTIMATORS = ("mean_minmax", "minmax")
-DEFAULT_RANGE_ESTIMATOR = "mean_minmax"
+from edgex.options import CALIBRATION, RANGE_ESTIMATORS
 
 
 @dataclass
 class RangeCollector:
     """Accumulates per-sample (min, max) of named tensors and reduces them to one range each."""
 
-    method: str = DEFAULT_RANGE_ESTIMATOR
+    method: str = CALIBRATION.method
     _sum_min: dict[str, float] = field(default_factory=dict)
     _sum_max: dict[str, float] = field(default_factory=dict)
     _min: dict[str, float] = field(default_factory=dict)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
+from edgex.options import CALIBRATION
 
 
 @dataclass(frozen=True)
 class ConvertOptions:
     precision: str = "fp32"
-    range_estimator: str = DEFAULT_RANGE_ESTIMATOR
+    range_estimator: str = CALIBRATION.method
     float_io: bool = False
     opset: int = 17
     recipe: str | None = None  # int8: a name from calibration.recipes (None: the target's first candidate)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 from edgex.calibration.dataset import CalibrationSet, need_calibration
-from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR, RangeCollector
+from edgex.calibration.ranges import RangeCollector
 from edgex.calibration.recipes import recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 from edgex.converters.tflite_xnnpack import fuse_relu_into_add
 
 from edgex.errors import DataError, UsageError
+from edgex.options import CALIBRATION
 from edgex.sources import Source, quiet_tensorflow
 
 MODEL_FILE = "model.tflite"
@@ -101,7 +102,7 @@ def check_options(source: Source, options: ConvertOptions, keep_float: bool = Fa
     if keep_float:
         raise UsageError(f"{where} cannot keep layers in float, so an accuracy budget cannot work on it",
                          "Drop --max-accuracy-drop/--min-eval-agreement for tflite, or use --target onnx or openvino.")
-    if options.precision == "int8" and options.range_estimator != DEFAULT_RANGE_ESTIMATOR:
+    if options.precision == "int8" and options.range_estimator != CALIBRATION.method:
         raise UsageError(f"--calib-method {options.range_estimator} is not supported for {where}: it calibrates "
                          "with its own histogram observer", "Drop --calib-method, or use --target onnx or openvino.")
 

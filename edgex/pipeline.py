@@ -10,11 +10,11 @@ import numpy as np
 
 from edgex import __version__
 from edgex.artifact import artifact_dir, describe_files, publish, staged
-from edgex.calibration.dataset import DEFAULT_CALIB_SIZE, DEFAULT_PARITY_SIZE, DEFAULT_SEED, CalibrationSet
-from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
+from edgex.calibration.dataset import CalibrationSet
 from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, MissingInputError, UsageError
+from edgex.options import CALIBRATION, CONVERT_OUTPUT, PRECISIONS
 from edgex.parity import DEFAULT_THRESHOLDS, Thresholds, compare, failures
 from edgex.progress import Reporter
 from edgex.runtimes import open_runtime
@@ -22,7 +22,6 @@ from edgex.sources import Source, default_calibration_dir, load_source
 from edgex.telemetry import disable_vendor_telemetry
 from edgex.versions import tool_versions
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 _SYNTHETIC_PARITY_IMAGES = 8
 
 
@@ -35,19 +34,19 @@ class ConvertRequest:
     precision: str = "fp32"
     calib_data: Path | None = None
     parity_data: Path | None = None
-    calib_size: int = DEFAULT_CALIB_SIZE
-    seed: int = DEFAULT_SEED
-    calib_method: str = DEFAULT_RANGE_ESTIMATOR
+    calib_size: int = CALIBRATION.size
+    seed: int = CALIBRATION.seed
+    calib_method: str = CALIBRATION.method
     preprocess_overrides: dict = field(default_factory=dict)
-    output: Path = Path("edgex-out")
+    output: Path = Path(CONVERT_OUTPUT)
     float_io: bool = False
     trust_model: bool = False
     thresholds: Thresholds | None = None
-    parity_size: int = DEFAULT_PARITY_SIZE
+    parity_size: int = CALIBRATION.parity_size
     threads: int | None = None
     classes: list[str] | None = None
     budget: object | None = None  # edgex.budget.Budget: accuracy budget for int8 (layers kept in float)
-    skip_bad_images: bool = False
+    skip_bad_images: bool = CALIBRATION.skip_bad_images
     recipe: str | None = None  # int8: force one recipe by name (default: try the target's list in order)
 
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from edgex.errors import DataError, GateError, OutputError
+from edgex.options import PORT
 from edgex.preprocess import Preprocess, find_images
 
-DEFAULT_TOLERANCE = 1e-3
 NOISE_IMAGES = 4
 _ALLOWED = {"InputLayer", "Conv2D", "SeparableConv2D", "BatchNormalization", "Activation", "ReLU",
             "MaxPooling2D", "Add", "GlobalAveragePooling2D", "Dense", "Dropout", "Functional", "Model"}
@@ -211,7 +211,7 @@ def max_logit_difference(source, module, inputs: np.ndarray) -> tuple[float, np.
 
 
 def port_keras(model_path: Path | None, output: Path, *, verify_data: Path | None = None,
-               tolerance: float = DEFAULT_TOLERANCE, trust_model: bool = False, reporter=None) -> dict:
+               tolerance: float = PORT.tolerance, trust_model: bool = False, reporter=None) -> dict:
     """Port, verify, then write OUTPUT (.safetensors) and its sidecar; returns a summary."""
     from safetensors.torch import save_file
 

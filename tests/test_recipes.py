@@ -128,8 +128,8 @@ def test_portability_warning_names_the_unverified_cpu_class():
 
 
 def test_bench_rows_carry_the_warning_for_another_cpu_class(tiny_model, images_dir, tmp_path):
-    from edgex.bench.child import BenchSettings
     from edgex.bench.suite import run_suite
+    from edgex.options import BenchSettings
 
     assert _convert(tiny_model, images_dir, tmp_path, "--recipe", "u8s8").returncode == 0
     artifact = tmp_path / "tiny_xception" / "onnx-int8"

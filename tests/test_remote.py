@@ -272,7 +272,8 @@ def test_ssh_command_is_strict_by_default():
 
 def test_outputs_bring_back_float_logits(sshd, device, tiny_artifacts, tmp_path):
     """run_child's contract on the device: --inputs goes there, float32 logits come back."""
-    from edgex.bench.child import BenchSettings, run_child
+    from edgex.bench.child import run_child
+    from edgex.options import BenchSettings
     from edgex.remote.bench import RemoteDevice
     from edgex.remote.ssh import SshOptions
     from edgex.remote.target import RemoteTarget

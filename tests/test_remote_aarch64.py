@@ -27,7 +27,8 @@ def tiny_tflite(tiny_model, images_dir, tmp_path_factory) -> Path:
 
 
 def test_aarch64_device_matches_x86(sshd, tiny_tflite, images_dir, tmp_path):
-    from edgex.bench.child import BenchSettings, run_child
+    from edgex.bench.child import run_child
+    from edgex.options import BenchSettings
     from edgex.remote.bench import RemoteDevice
     from edgex.remote.ssh import SshOptions
     from edgex.remote.target import RemoteTarget

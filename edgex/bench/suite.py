@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from edgex.bench.artifacts import ArtifactRef, find_artifacts
-from edgex.bench.child import BenchSettings, run_child
+from edgex.bench.child import run_child
 from edgex.evaluation.dataset import LabelledImages, load_labelled, preprocess_images
 from edgex.evaluation.metrics import accuracy, versus_reference
 from edgex.evaluation.reference import SourceReference
+from edgex.options import BenchSettings
 from edgex.preprocess import Preprocess
 from edgex.progress import Reporter
 from edgex.report.schema import LATENCY_FIELDS, result_row
