@@ -2,7 +2,7 @@
 
 A recipe is plain data: the converter applies it and the manifest records it, so an artifact says
 exactly how it was quantized. `convert` tries a target's recipes in order and keeps the first one
-whose artifact passes the parity gate in the runtime's default configuration (see edgex.pipeline).
+whose artifact passes the parity gate in the runtime's default configuration (see edgex.conversion.build).
 
 `safe_isa` names the CPU classes (edgex.isa) whose int8 kernels cannot overflow on the recipe's
 weights by construction. The parity gate only measures the CPU that converts; a recipe that is not

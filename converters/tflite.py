@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.ranges import RangeCollector
-from edgex.calibration.recipes import recipe_named
+from edgex.calibration.recipes import Recipe, recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 from edgex.converters.tflite_xnnpack import fuse_relu_into_add
 
 from edgex.errors import DataError, UsageError
 from edgex.options import CALIBRATION
-from edgex.sources import Source, quiet_tensorflow
+from edgex.sources.load import Source, quiet_tensorflow
 
 MODEL_FILE = "model.tflite"
 METADATA_NAME = "edgex"
@@ -51,7 +51,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     elif options.precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif options.precision == "int8":
-        recipe = recipe_named("tflite", options.recipe, options.range_estimator)
+        recipe = quantize_recipe(source, options)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.representative_dataset = lambda: (
@@ -107,13 +107,23 @@ def check_options(source: Source, options: ConvertOptions, keep_float: bool = Fa
                          "with its own histogram observer", "Drop --calib-method, or use --target onnx or openvino.")
 
 
+def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
+    """int8: edgex's recipe (Keras) or litert-torch PT2E's (PyTorch, which also quantizes --dynamic)."""
+    if source.framework == "torch" and options.precision in ("int8", "dynamic"):
+        from edgex.sources.torch_export import pt2e_recipe
+
+        return pt2e_recipe(dynamic=options.precision == "dynamic")
+    return recipe_named("tflite", options.recipe, options.range_estimator) if options.precision == "int8" else None
+
+
 def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
                    progress=None) -> ArtifactFiles:
     """PyTorch source: litert-torch (fp32, or PT2E int8 fed with the calibration set), NHWC input by default."""
-    from edgex.torch_export import tflite_flatbuffer
+    from edgex.sources.torch_export import tflite_flatbuffer
 
     start = time.perf_counter()
-    flat, recipe = tflite_flatbuffer(source, options.precision, calib, progress)
+    flat = tflite_flatbuffer(source, options.precision, calib, progress)
+    recipe = quantize_recipe(source, options)
     if options.precision == "int8":
         flat, fused = fuse_relu_into_add(flat)
         if fused and recipe is not None:

@@ -46,7 +46,7 @@ def fuse_relu_into_add(flat: bytes) -> tuple[bytes, int]:
 
 def xnnpack_partitions(path) -> int:
     """How many XNNPACK partitions LiteRT makes of the model (1 = everything delegated)."""
-    from edgex.bench.runner import litert_interpreter
+    from edgex.runtimes import litert_interpreter
 
     interpreter_cls, _ = litert_interpreter()
     interpreter = interpreter_cls(model_path=str(path), num_threads=1)

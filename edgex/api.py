@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgex.conversion.build import ConvertRequest, run_convert
+from edgex.conversion.parity import Thresholds
 from edgex.errors import UsageError
 from edgex.options import BUDGET, CALIBRATION, CONVERT_OUTPUT, PRECISIONS
-from edgex.parity import Thresholds
-from edgex.pipeline import ConvertRequest, run_convert
 from edgex.predict.model import load
 from edgex.progress import Reporter
-from edgex.torch_sources import module_as_program
+from edgex.sources.pytorch import module_as_program
 
 if TYPE_CHECKING:
     import torch
@@ -74,7 +74,7 @@ def convert(
         overrides["height"], overrides["width"] = input_size
     thresholds = None
     if min_agreement is not None or min_cosine is not None:
-        from edgex.parity import DEFAULT_THRESHOLDS
+        from edgex.conversion.parity import DEFAULT_THRESHOLDS
 
         base = DEFAULT_THRESHOLDS[precision]
         cosine = base.min_cosine if min_cosine is None else min_cosine
@@ -121,7 +121,7 @@ def _precision(precision: str | None, **flags: bool) -> str:
 
 
 def _budget(int8: bool, max_drop: float | None, eval_data, min_agreement: float | None, trials: int | None):
-    """The int8 accuracy budget (edgex.budget.Budget), or None when none was asked for."""
+    """The int8 accuracy budget (edgex.conversion.budget.Budget), or None when none was asked for."""
     if max_drop is None and min_agreement is None:
         if eval_data is not None:
             raise UsageError("--eval-data needs --max-accuracy-drop PP or --min-eval-agreement F")
@@ -131,7 +131,7 @@ def _budget(int8: bool, max_drop: float | None, eval_data, min_agreement: float 
     if eval_data is None:
         raise UsageError("an accuracy budget needs --eval-data DIR (held-out images, labelled for "
                          "--max-accuracy-drop)")
-    from edgex.budget import Budget
+    from edgex.conversion.budget import Budget
 
     return Budget(Path(eval_data), max_drop_pp=max_drop, min_agreement=min_agreement,
                   max_trials=BUDGET.max_trials if trials is None else trials)

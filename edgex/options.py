@@ -66,7 +66,7 @@ class CalibrationOptions:
 
 @dataclass(frozen=True)
 class ParityOptions:
-    """The parity gate; None thresholds mean the precision's own (edgex.parity.DEFAULT_THRESHOLDS)."""
+    """The parity gate; None thresholds mean the precision's own (edgex.conversion.parity.DEFAULT_THRESHOLDS)."""
 
     data: str | None = None
     min_agreement: float | None = None
@@ -75,7 +75,7 @@ class ParityOptions:
 
 @dataclass(frozen=True)
 class BudgetOptions:
-    """The int8 accuracy budget (edgex.budget)."""
+    """The int8 accuracy budget (edgex.conversion.budget)."""
 
     max_trials: int = 6
 

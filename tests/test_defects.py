@@ -88,9 +88,9 @@ def test_pytorch_tflite_recipe_says_float_io_and_is_a_recipe():
     """The PT2E artifact keeps float32 input/output whatever float_io says; its recipe is the Keras path's type."""
     from edgex.calibration.recipes import Recipe
 
-    from edgex.torch_export import pt2e_recipe
+    from edgex.sources.torch_export import pt2e_recipe
 
-    recipe = pt2e_recipe(dynamic=False, images=24)
+    recipe = pt2e_recipe(dynamic=False)
     assert isinstance(recipe, Recipe) and recipe.range_estimator == "litert_torch_histogram"
     assert "float32 input and output" in recipe.notes
 
@@ -121,8 +121,8 @@ def test_dead_code_is_gone():
     from edgex.calibration import recipes
     from edgex.converters.base import ArtifactFiles
 
-    from edgex import sources
     from edgex.report import schema
+    from edgex.sources import load as sources
 
     assert not hasattr(sources, "remove_tree") and not hasattr(schema, "RESULT_FIELDS")
     assert not hasattr(recipes, "has_int8_dot_product")
@@ -133,8 +133,8 @@ def test_a_failed_conversion_of_any_kind_becomes_a_row_and_the_others_continue(t
     """run_pipeline caught only GateError: any other failure of one target ended the whole run."""
     import edgex.api
     from edgex.errors import DataError, GateError
-    from edgex.pipeline_config import plan_from_config
-    from edgex.run_pipeline import run_pipeline
+    from edgex.run.config import plan_from_config
+    from edgex.run.execute import run_pipeline
 
     config = tmp_path / "pipeline.yaml"
     config.write_text("model: model.keras\ntargets: [onnx, openvino, tflite]\nprecisions: [fp32]\n")

@@ -21,7 +21,7 @@ import pytest
 from conftest import run_edgex
 from failure_checks import assert_clean_failure
 
-from edgex.lock import LOCK_NAME
+from edgex.artifacts.lock import LOCK_NAME
 
 
 def _dead_pid() -> int:

@@ -6,7 +6,7 @@ import re
 import pytest
 from conftest import leftovers, run_edgex
 
-from edgex.sources import kitchenware_root
+from edgex.sources.load import kitchenware_root
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import json
 import numpy as np
 from conftest import leftovers, run_edgex
 
-from edgex.parity import DEFAULT_THRESHOLDS, compare, failures
+from edgex.conversion.parity import DEFAULT_THRESHOLDS, compare, failures
 
 
 def test_compare_and_failures():

@@ -129,9 +129,9 @@ def _read_csv(path: Path) -> list[dict]:
 def test_predict_top1_equals_eval_on_every_image(tiny_artifacts, images_dir, tmp_path, target):
     from edgex.converters import TARGETS as REGISTRY
 
+    from edgex.artifacts.manifest import load_manifest
     from edgex.bench.child import run_child
     from edgex.evaluation.dataset import preprocess_images
-    from edgex.manifest import load_manifest
     from edgex.options import BenchSettings
 
     folder = tiny_artifacts / f"{target}-int8"

@@ -90,7 +90,7 @@ def test_default_onnx_recipe_keeps_parity_on_avx2_without_vnni(tiny_model, image
     model, known hard for that, collapses with full 8-bit weights and keeps its parity with 7-bit ones."""
     import keras
 
-    from edgex.evaluate import labelled_folder, preprocess_all
+    from edgex.evaluation.labelled import labelled_folder, preprocess_all
     from edgex.preprocess import Preprocess
 
     files, _, _ = labelled_folder(images_dir, None)

@@ -19,7 +19,7 @@ def test_structure_matches_xception_at_full_width():
 def test_tiny_model_classifies_generated_images(tiny_model, images_dir):
     import keras
 
-    from edgex.evaluate import labelled_folder, preprocess_all, top1
+    from edgex.evaluation.labelled import labelled_folder, preprocess_all, top1
     from edgex.preprocess import Preprocess
 
     model = keras.saving.load_model(tiny_model)

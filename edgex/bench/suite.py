@@ -143,7 +143,7 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
         answer = runner(ref.model_file, ref.runtime, ref.precision, settings,
                         inputs[1] if inputs else None, outputs if inputs else None)
     if getattr(settings, "device", "cpu") == "gpu":
-        from edgex.gpu import check_gpu_answer
+        from edgex.runtimes.gpu import check_gpu_answer
 
         answer = check_gpu_answer(answer)  # onnxruntime falls back to the CPU without a word
     if not answer.get("ok"):

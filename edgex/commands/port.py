@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgex.errors import MissingInputError
-    from edgex.port import port_keras
+    from edgex.sources.port import port_keras
 
     verify = Path(args.verify_data) if args.verify_data else None
     if verify is not None and not verify.is_dir():

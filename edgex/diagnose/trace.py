@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgex.artifact import read_manifest
+from edgex.artifacts.publish import read_manifest
 from edgex.diagnose.names import WEIGHTED, primary_layer
 
 

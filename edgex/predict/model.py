@@ -39,8 +39,8 @@ class Predictor:
             self._open_source(threads, device, trust_model)
 
     def _open_artifact(self, folder: Path, threads: int | None, device: str) -> None:
+        from edgex.artifacts.manifest import load_manifest, verify_files
         from edgex.converters import TARGETS
-        from edgex.manifest import load_manifest, verify_files
         from edgex.preprocess import Preprocess
         from edgex.safety.model_file import check_model_file
 
@@ -61,7 +61,7 @@ class Predictor:
         self.fixed_batch = _fixed_batch(manifest)
         self.session = _open(self.runtime, model_file, manifest.get("precision"), threads, device)
         if device == "gpu":
-            from edgex.gpu import ran_on_gpu
+            from edgex.runtimes.gpu import ran_on_gpu
 
             if not ran_on_gpu({"runtime": self.session.info}):
                 raise MissingDependencyError(f"{self.runtime} cannot run {model_file.name} on a GPU here",
@@ -187,12 +187,7 @@ def _fixed_batch(manifest: dict) -> int | None:
 
 
 def _open(runtime: str, model_file: Path, precision: str | None, threads: int | None, device: str):
-    """open_runtime, its RunnerError turned into edgex's typed errors (and exit codes)."""
-    from edgex.bench.runner import RunnerError
+    """open_runtime: a runtime that cannot load is already a typed edgex error (and exit code) there."""
     from edgex.runtimes import open_runtime
 
-    try:
-        return open_runtime(runtime, model_file, precision, threads, device)
-    except RunnerError as exc:
-        kind = {"missing_runtime": MissingDependencyError, "bad_input": MissingInputError}.get(exc.kind, DataError)
-        raise kind(exc.message, exc.hint) from exc
+    return open_runtime(runtime, model_file, precision, threads, device)

@@ -29,7 +29,7 @@ def row_threads(row: dict) -> int | None:
 
 def machine_fingerprint() -> dict:
     """CPU model, cores, ISA flags, OS, memory, runtimes (from the runner's probe) and library versions."""
-    from edgex.bench.runner import probe
+    from edgex.runtimes import probe
     from edgex.versions import tool_versions
 
     info = probe()

@@ -1,24 +1,44 @@
-"""Runtime adapters: load an artifact in the runtime that will really run it, feed it float batches.
+"""Runtime adapters, the one door to them: load an artifact in the runtime that will really run it.
 
-Every adapter has the same small interface: `.info` (what ran: runtime, version, precision that
-really ran, providers or device), `.input_shape(batch)`, `.run(batch) -> float32 logits`. Quantized
-inputs and outputs are converted inside, so callers always speak preprocessed float32.
+Every adapter satisfies `Runtime`: `.info` (what ran: runtime, version, precision that really ran,
+providers or device), `.input_shape(batch)`, `.run(batch) -> float32 logits`. Quantized inputs and
+outputs are converted inside, so callers always speak preprocessed float32.
 
 The artifact runtimes live in `edgex/bench/runner.py`, the self-contained file that also times
-artifacts on edge devices; in-process users (parity checks, evaluation) share that one code.
+artifacts on edge devices. Only this package and `edgex.bench` import it; everyone else (parity,
+evaluation, doctor, gpu, reports, remote, converters) comes through the functions here, which also turn
+its untyped `RunnerError` into edgex's typed errors.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RUNTIMES = ("onnxruntime", "openvino", "litert", "keras")
 
 
+@runtime_checkable
+class Runtime(Protocol):
+    """What every adapter offers, whether it runs an artifact or the source model in-process."""
+
+    info: dict
+
+    def input_shape(self, batch: int) -> tuple[int, ...]: ...
+
+    def run(self, batch: np.ndarray) -> np.ndarray: ...
+
+
 def open_runtime(runtime: str, path: Path, precision: str | None = None, threads: int | None = None,
-                 device: str = "cpu"):
-    """An adapter for `path`; a typed edgex error (its own exit code) when it cannot load."""
-    if runtime == "keras":  # the source model in-process, whatever its framework
+                 device: str = "cpu") -> Runtime:
+    """An adapter for `path`; a typed edgex error (its own exit code) when it cannot load.
+
+    "keras" is the source model in-process, whatever its framework (edgex.runtimes.source).
+    """
+    if runtime == "keras":
         from edgex.runtimes.source import SourceSession
 
         return SourceSession(Path(path), precision, threads, device)
@@ -36,3 +56,31 @@ def typed_runner_error(exc):
 
     kind = {"missing_runtime": MissingDependencyError, "bad_input": MissingInputError}.get(exc.kind, DataError)
     return kind(f"{exc.kind.replace('_', ' ')}: {exc.message}", exc.hint)
+
+
+def probe(runtimes: bool = True) -> dict:
+    """This machine as the runner describes every machine: CPU, ISA flags, cores, OS, runtimes."""
+    from edgex.bench.runner import probe as runner_probe
+
+    return runner_probe(runtimes)
+
+
+def probe_runtimes() -> dict:
+    """Each runtime's availability, version and providers on this machine."""
+    from edgex.bench.runner import probe_runtimes as runner_probe_runtimes
+
+    return runner_probe_runtimes()
+
+
+def install_hint(runtime: str) -> str | None:
+    """How to install a runtime on a device (pip line), or None when unknown."""
+    from edgex.bench.runner import INSTALL_HINTS
+
+    return INSTALL_HINTS.get(runtime)
+
+
+def litert_interpreter():
+    """(Interpreter class, package name) of the LiteRT installed here: ai-edge-litert or tflite-runtime."""
+    from edgex.bench.runner import litert_interpreter as runner_litert_interpreter
+
+    return runner_litert_interpreter()

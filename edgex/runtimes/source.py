@@ -30,7 +30,7 @@ class SourceSession:
 
     def __init__(self, path: Path, precision: str | None = None, threads: int | None = None, device: str = "cpu",
                  trust_model: bool = False):
-        from edgex.sources import load_source
+        from edgex.sources.load import load_source
 
         if threads and not trust_model:
             import contextlib

@@ -65,7 +65,7 @@ def main() -> None:
     import keras
     from conftest import CLASSES, TINY_SIZE, write_images
 
-    from edgex.evaluate import labelled_folder, preprocess_all
+    from edgex.evaluation.labelled import labelled_folder, preprocess_all
     from edgex.models.keras_xception import build_xception
     from edgex.preprocess import Preprocess
 

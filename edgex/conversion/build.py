@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from edgex import __version__
-from edgex.artifact import artifact_dir, describe_files, publish, staged
+from edgex.artifacts.publish import artifact_dir, describe_files, publish, staged
 from edgex.calibration.dataset import CalibrationSet
+from edgex.conversion.parity import DEFAULT_THRESHOLDS, Thresholds, compare, failures
 from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, MissingInputError, UsageError
 from edgex.options import CALIBRATION, CONVERT_OUTPUT, PRECISIONS
-from edgex.parity import DEFAULT_THRESHOLDS, Thresholds, compare, failures
 from edgex.progress import Reporter
 from edgex.runtimes import open_runtime
-from edgex.sources import Source, default_calibration_dir, load_source
+from edgex.sources.load import Source, default_calibration_dir, load_source
 from edgex.telemetry import disable_vendor_telemetry
 from edgex.versions import tool_versions
 
@@ -45,7 +45,7 @@ class ConvertRequest:
     parity_size: int = CALIBRATION.parity_size
     threads: int | None = None
     classes: list[str] | None = None
-    budget: object | None = None  # edgex.budget.Budget: accuracy budget for int8 (layers kept in float)
+    budget: object | None = None  # edgex.conversion.budget.Budget: accuracy budget for int8 (layers kept in float)
     skip_bad_images: bool = CALIBRATION.skip_bad_images
     recipe: str | None = None  # int8: force one recipe by name (default: try the target's list in order)
 
@@ -63,8 +63,8 @@ def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> li
                              f"{info.name} builds: {', '.join(info.precisions)}.")
         check_installed(info)
 
+    from edgex.artifacts.lock import output_lock
     from edgex.calibration.dataset import require_images
-    from edgex.lock import output_lock
 
     for folder, flag in ((request.calib_data, "--calib-data"), (request.parity_data, "--parity-data")):
         if folder is not None:
@@ -277,7 +277,7 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
         files = converter.convert(source, staging, options, calib, progress=advance)
     budget_report = None
     if request.budget is not None and precision == "int8":
-        from edgex.budget import enforce
+        from edgex.conversion.budget import enforce
 
         files, budget_report = enforce(request.budget, info, converter, source, staging, options, calib, files,
                                        reporter, request.threads)

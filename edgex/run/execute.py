@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from edgex.pipeline_config import PipelinePlan
 from edgex.progress import Reporter
+from edgex.run.config import PipelinePlan
 
 
 def _failed_row(target: str, precision: str, exc: Exception) -> dict:

@@ -47,7 +47,7 @@ class Budget:
         """Load the evaluation images once and score the float source on them."""
         if self._eval:
             return
-        from edgex.evaluate import labelled_folder
+        from edgex.evaluation.labelled import labelled_folder
         from edgex.preprocess import find_images
 
         root = Path(self.eval_data)
