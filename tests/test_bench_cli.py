@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CLASSES, run_edgex
+from helpers import CLASSES, run_edgex
 from test_bench_fixtures import tiny_int8_artifacts, truncated_copy
 
 

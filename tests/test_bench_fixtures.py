@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from conftest import run_edgex
+from helpers import run_edgex
 
 
 def _convert_once(tiny_model: Path, images_dir: Path, base: Path, target: str) -> Path:

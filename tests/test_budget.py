@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 
 from edgex.conversion import budget as budget_module
 from edgex.conversion.budget import Budget, enforce

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 from test_bench_fixtures import tiny_int8_artifacts
 
 from edgex.runtimes.doctor import int8_outlook

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_edgex
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 
 from edgex.artifacts.lock import LOCK_NAME
 

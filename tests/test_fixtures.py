@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import IMAGES_SHA256, TINY_WEIGHTS_SHA256, build_tiny_model, pixels_sha256, weights_sha256
+from helpers import IMAGES_SHA256, TINY_WEIGHTS_SHA256, build_tiny_model, pixels_sha256, weights_sha256
 from test_bench_fixtures import tiny_int8_artifacts
 
 

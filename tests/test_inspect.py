@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import CLASSES, run_edgex
+from helpers import CLASSES, run_edgex
 
 
 def test_xception_structure_from_layer_names():

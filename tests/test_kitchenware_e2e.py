@@ -4,7 +4,7 @@ import json
 import re
 
 import pytest
-from conftest import leftovers, run_edgex
+from helpers import leftovers, run_edgex
 
 from edgex.sources.load import kitchenware_root
 

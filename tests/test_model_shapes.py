@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, TINY_SIZE, build_tiny_model, run_edgex
+from helpers import CLASSES, TINY_SIZE, build_tiny_model, run_edgex
 
 pytestmark = pytest.mark.slow
 

@@ -150,3 +150,10 @@ def test_architecture_notes_name_every_package_and_only_real_ones():
     assert table, "docs/architecture.md has no package table"
     assert table <= _packages(), sorted(table - _packages())
     assert _packages() <= table, sorted(_packages() - table)
+
+
+def test_tests_import_helpers_not_conftest():
+    """conftest.py is pytest's to load; helpers are a normal module (tests/helpers.py)."""
+    users = [str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("*.py")
+             if re.search(r"^\s*(from conftest import|import conftest)", p.read_text(), flags=re.MULTILINE)]
+    assert not users, users

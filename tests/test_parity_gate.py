@@ -3,7 +3,7 @@
 import json
 
 import numpy as np
-from conftest import leftovers, run_edgex
+from helpers import leftovers, run_edgex
 
 from edgex.conversion.parity import DEFAULT_THRESHOLDS, compare, failures
 

@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import CLASSES, leftovers, run_edgex  # noqa: E402
+from helpers import CLASSES, leftovers, run_edgex  # noqa: E402
 
 
 @pytest.fixture(scope="module")

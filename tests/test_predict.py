@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, REPO, run_edgex
+from helpers import CLASSES, REPO, run_edgex
 from PIL import Image
 from test_bench_fixtures import tiny_int8_artifacts
 

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 
 
 def _convert(tiny_model, images_dir, out, *extra, env=None):

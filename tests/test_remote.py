@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 from sshd_fixture import device_python, running_sshd
 from test_bench_fixtures import tiny_int8_artifacts
 

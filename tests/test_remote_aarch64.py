@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 from sshd_fixture import aarch64_device_python, running_sshd
 from test_bench_fixtures import tiny_int8_artifacts
 

@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 
 from edgex.options import BenchSettings
 from edgex.report.html import render_html

@@ -1,7 +1,7 @@
 """The tiny Xception keeps the real block structure and its fitted head separates the classes."""
 
 import numpy as np
-from conftest import CLASSES, TINY_SIZE
+from helpers import CLASSES, TINY_SIZE
 
 
 def test_structure_matches_xception_at_full_width():

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import CLASSES, leftovers  # noqa: E402
+from helpers import CLASSES, leftovers  # noqa: E402
 
 HAS_LITERT_TORCH = importlib.util.find_spec("litert_torch") is not None
 
