@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgex.conversion.build import ConvertRequest, run_convert
-from edgex.conversion.parity import Thresholds
 from edgex.errors import UsageError
-from edgex.options import BUDGET, CALIBRATION, CONVERT_OUTPUT, PRECISIONS
+from edgex.options import BUDGET, CALIBRATION, CONVERT_OUTPUT, PRECISIONS, Thresholds
 from edgex.predict.model import load
 from edgex.progress import Reporter
 from edgex.sources.pytorch import module_as_program
@@ -74,7 +73,7 @@ def convert(
         overrides["height"], overrides["width"] = input_size
     thresholds = None
     if min_agreement is not None or min_cosine is not None:
-        from edgex.conversion.parity import DEFAULT_THRESHOLDS
+        from edgex.options import DEFAULT_THRESHOLDS
 
         base = DEFAULT_THRESHOLDS[precision]
         cosine = base.min_cosine if min_cosine is None else min_cosine

@@ -157,3 +157,11 @@ def test_tests_import_helpers_not_conftest():
     users = [str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("*.py")
              if re.search(r"^\s*(from conftest import|import conftest)", p.read_text(), flags=re.MULTILINE)]
     assert not users, users
+
+
+def test_names_users_see_did_not_move_with_the_modules():
+    """The module moves rewrote `edgex.lock` once, in the lock file's name: what users and docs see stays."""
+    from edgex.artifacts.lock import LOCK_NAME
+    from edgex.artifacts.manifest import MANIFEST
+
+    assert (LOCK_NAME, MANIFEST) == (".edgex.lock", "manifest.json")

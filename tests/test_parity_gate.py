@@ -5,7 +5,8 @@ import json
 import numpy as np
 from helpers import leftovers, run_edgex
 
-from edgex.conversion.parity import DEFAULT_THRESHOLDS, compare, failures
+from edgex.conversion.parity import compare, failures
+from edgex.options import DEFAULT_THRESHOLDS
 
 
 def test_compare_and_failures():

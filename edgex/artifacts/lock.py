@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edgex.errors import OutputError
 
-LOCK_NAME = ".edgex.artifacts.lock"
+LOCK_NAME = ".edgex.lock"
 
 
 def pid_alive(pid: int) -> bool:
@@ -66,7 +66,7 @@ def _created_dirs(folder: Path) -> list[Path]:
 
 @contextlib.contextmanager
 def output_lock(folder: Path | str, command: str = "edgex") -> Iterator[Path]:
-    """Hold `folder/.edgex.artifacts.lock` for the block; raise OutputError (73) if another live run holds it.
+    """Hold `folder/.edgex.lock` for the block; raise OutputError (73) if another live run holds it.
 
     Folders this call created are removed again on exit when they are still empty, so a run that
     fails early leaves no trace.

@@ -9,7 +9,7 @@ from typing import TextIO
 from edgex.commands.argtypes import floats3, size
 from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP
-from edgex.options import BUDGET, CALIBRATION, CONVERT_OUTPUT, RANGE_ESTIMATORS
+from edgex.options import BUDGET, CALIBRATION, CONVERT_OUTPUT, DEFAULT_THRESHOLDS, RANGE_ESTIMATORS
 
 TARGET_CHOICES = ("onnx", "openvino", "tflite", "all")
 
@@ -69,10 +69,10 @@ def add_parser(commands) -> None:
     gate.add_argument("--parity-data", help="images to check artifacts on (default: calibration images "
                       "held back from calibration)")
     gate.add_argument("--min-agreement", type=float, help="top-1 agreement with the source "
-                      "(default 0.99 fp32, 0.95 fp16, 0.9 int8/dynamic)")
+                      f"(default {_per_precision('min_agreement')})")
     gate.add_argument("--min-cosine", type=float, help="mean logit cosine similarity "
-                      "(default 0.9999 fp32, 0.999 fp16, 0.98 dynamic, 0.95 int8); the worst-5%% cosine must "
-                      "also reach 0.999 / 0.99 / 0.9 / 0.85, or this value if lower")
+                      f"(default {_per_precision('min_cosine')}); the worst-5%% cosine must also reach "
+                      f"{_per_precision('min_tail_cosine')}, or this value if lower")
     acc = convert.add_argument_group("accuracy budget (int8; exit 3 when missed, best artifact kept as "
                                      "<target>-int8-budget-missed)")
     acc.add_argument("--max-accuracy-drop", type=float, metavar="PP",
@@ -88,6 +88,11 @@ def add_parser(commands) -> None:
     out.add_argument("-q", "--quiet", action="store_true", help="no progress or status lines")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     convert.set_defaults(run=run)
+
+
+def _per_precision(name: str) -> str:
+    """One parity threshold per precision, as the help shows it: '0.99 fp32, 0.95 fp16, ...'."""
+    return ", ".join(f"{getattr(t, name):g} {precision}" for precision, t in DEFAULT_THRESHOLDS.items())
 
 
 def run(args: argparse.Namespace) -> int:

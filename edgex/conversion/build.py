@@ -11,11 +11,11 @@ import numpy as np
 from edgex import __version__
 from edgex.artifacts.publish import artifact_dir, describe_files, publish, staged
 from edgex.calibration.dataset import CalibrationSet
-from edgex.conversion.parity import DEFAULT_THRESHOLDS, Thresholds, compare, failures
+from edgex.conversion.parity import compare, failures
 from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, MissingInputError, UsageError
-from edgex.options import CALIBRATION, CONVERT_OUTPUT, PRECISIONS
+from edgex.options import CALIBRATION, CONVERT_OUTPUT, DEFAULT_THRESHOLDS, PRECISIONS, Thresholds
 from edgex.progress import Reporter
 from edgex.runtimes import open_runtime
 from edgex.sources.load import Source, default_calibration_dir, load_source

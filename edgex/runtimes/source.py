@@ -6,6 +6,8 @@ source's own framework: Keras on TensorFlow, a SavedModel, or PyTorch.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +34,7 @@ class SourceSession:
                  trust_model: bool = False):
         from edgex.sources.load import load_source
 
-        if threads and not trust_model:
-            import contextlib
-
+        if threads and not trust_model and importlib.util.find_spec("tensorflow") is not None:
             import tensorflow as tf
 
             with contextlib.suppress(RuntimeError):  # only possible before TensorFlow's first op
