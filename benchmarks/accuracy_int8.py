@@ -84,12 +84,12 @@ def run_set(name: str, spec: dict, out: Path, reconvert: bool) -> list[dict]:
 _AVX2_CHECK = r"""
 import json, sys, numpy as np
 sys.path.insert(0, sys.argv[1])
-from edgex.bench.runner import open_session
+from edgex.runtimes import open_runtime
 from edgex.preprocess import Preprocess
 art, runtime, files = sys.argv[2], sys.argv[3], json.loads(sys.argv[4])
 manifest = json.load(open(art + "/manifest.json"))
 pre = Preprocess.from_dict(manifest["preprocess"])
-session = open_session(runtime, __import__("pathlib").Path(art) / manifest["model_file"], "int8", 2, "cpu")
+session = open_runtime(runtime, __import__("pathlib").Path(art) / manifest["model_file"], "int8", 2, "cpu")
 print(json.dumps([np.asarray(session.run(pre.load(f)[None])).tolist() for f in files]))
 """
 

@@ -58,8 +58,8 @@ def main() -> None:
                       flush=True)
             rows.append(row)
 
-    from edgex.artifact import read_manifest
-    from edgex.evaluate import labelled_folder, predict, preprocess_all, top1
+    from edgex.artifacts.publish import read_manifest
+    from edgex.evaluation.labelled import labelled_folder, predict, preprocess_all, top1
     from edgex.preprocess import Preprocess
     from edgex.runtimes import open_runtime
 

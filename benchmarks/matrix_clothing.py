@@ -36,10 +36,10 @@ def main() -> None:
         raise SystemExit(f"clothing data not found under {shared_dir()}: set EDGEX_SHARED")
     build_clothing_model(args.build)
 
-    from edgex.pipeline_config import plan_from_config
     from edgex.progress import RichReporter
     from edgex.report.markdown import render_markdown
-    from edgex.run_pipeline import run_pipeline
+    from edgex.run.config import plan_from_config
+    from edgex.run.execute import run_pipeline
 
     plan = plan_from_config(CONFIG)
     plan.output = args.build / "bench-clothing"

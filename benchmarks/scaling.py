@@ -53,7 +53,7 @@ def _balanced(files: list[Path], labels: np.ndarray, limit: int | None) -> list[
 
 
 def _machine() -> str:
-    from edgex.bench.runner import probe
+    from edgex.runtimes import probe
 
     info = probe(runtimes=False)
     vnni = "yes" if "avx512_vnni" in info["isa"] else "no"
@@ -75,8 +75,9 @@ def main() -> None:
     import ray
 
     from edgex.bench.artifacts import find_artifacts
-    from edgex.bench.child import BenchSettings, run_child
+    from edgex.bench.child import run_child
     from edgex.evaluation.dataset import load_labelled, preprocess_images
+    from edgex.options import BenchSettings
     from edgex.preprocess import Preprocess
     from edgex.scale.ray_eval import RayPreprocessor, RayRunner
 

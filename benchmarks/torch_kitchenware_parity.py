@@ -22,7 +22,7 @@ def main(paths: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from edgex.preprocess import find_images
     from edgex.runtimes import open_runtime
-    from edgex.sources import default_calibration_dir, load_source
+    from edgex.sources.load import default_calibration_dir, load_source
 
     keras_source = load_source(None)
     photos = find_images(default_calibration_dir())

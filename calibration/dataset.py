@@ -15,11 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from edgex.errors import DataError, MissingInputError
+from edgex.options import CALIBRATION
 from edgex.preprocess import Preprocess, find_images
-
-DEFAULT_CALIB_SIZE = 300
-DEFAULT_SEED = 0
-DEFAULT_PARITY_SIZE = 64  # 32 said 0.94 agreement on a model that lost 13.9 pp
 
 
 @dataclass
@@ -40,9 +37,9 @@ class CalibrationSet:
         cls,
         root: Path,
         preprocess: Preprocess,
-        size: int = DEFAULT_CALIB_SIZE,
-        seed: int = DEFAULT_SEED,
-        parity_size: int = DEFAULT_PARITY_SIZE,
+        size: int = CALIBRATION.size,
+        seed: int = CALIBRATION.seed,
+        parity_size: int = CALIBRATION.parity_size,
         skip_bad_images: bool = False,
     ) -> CalibrationSet:
         """Pick `size` images at random (seeded) for calibration and hold back up to `parity_size` others.

@@ -2,7 +2,7 @@
 
 A recipe is plain data: the converter applies it and the manifest records it, so an artifact says
 exactly how it was quantized. `convert` tries a target's recipes in order and keeps the first one
-whose artifact passes the parity gate in the runtime's default configuration (see edgex.pipeline).
+whose artifact passes the parity gate in the runtime's default configuration (see edgex.conversion.build).
 
 `safe_isa` names the CPU classes (edgex.isa) whose int8 kernels cannot overflow on the recipe's
 weights by construction. The parity gate only measures the CPU that converts; a recipe that is not
@@ -14,10 +14,9 @@ from __future__ import annotations
 import platform
 from dataclasses import asdict, dataclass, replace
 
-from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
-
 from edgex.errors import UsageError
 from edgex.isa import ISA_CLASSES, X86_MACHINES
+from edgex.options import CALIBRATION
 
 _EVERYWHERE = ISA_CLASSES
 _NOT_AVX2 = tuple(c for c in ISA_CLASSES if c != "x86-avx2")
@@ -29,7 +28,7 @@ class Recipe:
 
     target: str
     name: str
-    range_estimator: str = DEFAULT_RANGE_ESTIMATOR
+    range_estimator: str = CALIBRATION.method
     activation_type: str = "int8"
     weight_type: str = "int8"
     weight_bits: int = 8  # 7: half the int8 range, so two u8*s8 products fit a saturating int16
@@ -85,18 +84,18 @@ def _tflite() -> list[Recipe]:
     ]
 
 
-def candidate_recipes(target: str, range_estimator: str = DEFAULT_RANGE_ESTIMATOR,
+def candidate_recipes(target: str, range_estimator: str = CALIBRATION.method,
                       machine: str | None = None) -> list[Recipe]:
     """The recipes `convert` tries for `target`, in order: portable and fastest first."""
     machine = (machine or platform.machine()).lower()
     table = {"onnx": lambda: _onnx(machine), "openvino": _openvino, "tflite": _tflite}
     recipes = table[target]()
-    if range_estimator != DEFAULT_RANGE_ESTIMATOR:
+    if range_estimator != CALIBRATION.method:
         recipes = [replace(r, range_estimator=range_estimator) for r in recipes]
     return recipes
 
 
-def recipe_named(target: str, name: str | None, range_estimator: str = DEFAULT_RANGE_ESTIMATOR) -> Recipe:
+def recipe_named(target: str, name: str | None, range_estimator: str = CALIBRATION.method) -> Recipe:
     """One recipe by name (None: the first candidate); an unknown name is a usage error listing the others."""
     recipes = candidate_recipes(target, range_estimator)
     if name is None:

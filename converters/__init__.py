@@ -10,6 +10,8 @@ import importlib
 import importlib.util
 from dataclasses import dataclass
 
+from edgex.converters.base import Converter
+
 from edgex.errors import MissingDependencyError, UsageError
 
 
@@ -57,6 +59,6 @@ def check_installed(info: TargetInfo) -> None:
         )
 
 
-def load_converter(info: TargetInfo):
-    """The converter module for a target (imported only when used)."""
+def load_converter(info: TargetInfo) -> Converter:
+    """The converter for a target (its module, imported only when used), which implements `Converter`."""
     return importlib.import_module(info.module)

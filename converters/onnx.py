@@ -18,14 +18,30 @@ from pathlib import Path
 import numpy as np
 from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.ranges import RangeCollector
-from edgex.calibration.recipes import recipe_named
+from edgex.calibration.recipes import Recipe, recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 
 from edgex.errors import DataError
-from edgex.sources import Source
+from edgex.sources.load import Source
 
 MODEL_FILE = "model.onnx"
 _RANGE_SUFFIX = ("__edgex_min", "__edgex_max")
+
+
+def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
+    """Every option is honoured on both source frameworks: nothing to refuse."""
+
+
+def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
+    """int8: ORT static QDQ with edgex's ranges, on either source framework."""
+    return recipe_named("onnx", options.recipe, options.range_estimator) if options.precision == "int8" else None
+
+
+def describe(path: Path) -> tuple[list[dict], list[dict]]:
+    import onnx
+
+    model = onnx.load(str(path))
+    return _describe(model.graph.input, model), _describe(model.graph.output, model)
 
 
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
@@ -40,7 +56,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         fp32 = Path(tmp) / "fp32.onnx"
         start = time.perf_counter()
         if source.framework == "torch":  # PyTorch source: dynamo exporter, then the same int8 path below
-            from edgex.torch_export import export_onnx
+            from edgex.sources.torch_export import export_onnx
 
             export_onnx(source, fp32, options.opset)
         else:
@@ -48,7 +64,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         timings["torch.onnx.export" if source.framework == "torch" else "tf2onnx"] = time.perf_counter() - start
         recipe = None
         if options.precision == "int8":
-            recipe = recipe_named("onnx", options.recipe, options.range_estimator)
+            recipe = quantize_recipe(source, options)
             start = time.perf_counter()
             quantize_int8(fp32, out, calib, recipe, Path(tmp), progress, nodes_to_exclude=keep_float)
             timings["quantize"] = time.perf_counter() - start

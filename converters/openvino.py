@@ -11,7 +11,7 @@ from edgex.calibration.recipes import Recipe, recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 
 from edgex.errors import DataError
-from edgex.sources import Source
+from edgex.sources.load import Source
 
 MODEL_FILE = "model.xml"
 
@@ -32,6 +32,25 @@ class _Replayable:
         return len(self.calib)
 
 
+def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
+    """Every option is honoured on both source frameworks: nothing to refuse."""
+
+
+def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
+    """int8: NNCF post-training quantization, on either source framework."""
+    return recipe_named("openvino", options.recipe, options.range_estimator) if options.precision == "int8" else None
+
+
+def describe(path: Path) -> tuple[list[dict], list[dict]]:
+    from edgex.telemetry import disable_vendor_telemetry
+
+    disable_vendor_telemetry()
+    import openvino as ov
+
+    model = ov.Core().read_model(str(path))
+    return [_describe(p) for p in model.inputs], [_describe(p) for p in model.outputs]
+
+
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
             progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
     if options.precision == "int8":
@@ -44,7 +63,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     timings: dict[str, float] = {}
     start = time.perf_counter()
     if source.framework == "torch":  # PyTorch source: converted from the nn.Module, then the same NNCF path
-        from edgex.torch_export import to_openvino
+        from edgex.sources.torch_export import to_openvino
 
         model = to_openvino(source)
     else:
@@ -57,7 +76,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     if options.precision == "int8":
         import nncf
 
-        recipe = recipe_named("openvino", options.recipe, options.range_estimator)
+        recipe = quantize_recipe(source, options)
         start = time.perf_counter()
         names = _op_names(model, keep_float)
         ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
@@ -97,17 +116,22 @@ def _advanced(recipe: Recipe):
     return AdvancedQuantizationParameters(**params)
 
 
-def _op_names(model, keep_float: tuple[str, ...]) -> list[str]:
-    """Names of the ops to leave in float. 'Type#k' means the k-th op of that type in graph order, which
-    stays the same across conversions where OpenVINO's generated names (Convolution_1234) do not."""
-    names = [n for n in keep_float if "#" not in n]
-    wanted, counts = set(keep_float), {}
+def op_ordinals(model) -> dict[str, str]:
+    """friendly name -> 'Type#k', the k-th op of its type in graph order: the same across conversions of one
+    model where OpenVINO's generated names (Convolution_1234) are not. The one place this naming is made."""
+    out, counts = {}, {}
     for op in model.get_ordered_ops():
         kind = op.get_type_name()
-        if f"{kind}#{counts.get(kind, 0)}" in wanted:
-            names.append(op.get_friendly_name())
+        out[op.get_friendly_name()] = f"{kind}#{counts.get(kind, 0)}"
         counts[kind] = counts.get(kind, 0) + 1
-    return names
+    return out
+
+
+def _op_names(model, keep_float: tuple[str, ...]) -> list[str]:
+    """Names of the ops to leave in float: plain names as given, 'Type#k' ordinals looked up in `model`."""
+    wanted = set(keep_float)
+    return [n for n in keep_float if "#" not in n] + [
+        name for name, ordinal in op_ordinals(model).items() if ordinal in wanted]
 
 
 def _describe(port) -> dict:

@@ -2,7 +2,7 @@
 
 TFLiteConverter's calibrator keeps a global min/max per tensor, so one outlier image in the
 representative set can stretch Xception's middle-flow ranges ~3x and wreck int8 accuracy
-(0.16 top-1 on the clothing model). edgex runs the converter's calibrate-only step, replaces
+(see the README for the measured drop). edgex runs the converter's calibrate-only step, replaces
 every recorded range with its own outlier-robust estimate collected image by image, then runs
 the same MLIR quantizer the converter would have run.
 """
@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.ranges import RangeCollector
-from edgex.calibration.recipes import recipe_named
+from edgex.calibration.recipes import Recipe, recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 from edgex.converters.tflite_xnnpack import fuse_relu_into_add
 
-from edgex.errors import DataError
-from edgex.sources import Source, quiet_tensorflow
+from edgex.errors import DataError, UsageError
+from edgex.options import CALIBRATION
+from edgex.sources.load import Source, quiet_tensorflow
 
 MODEL_FILE = "model.tflite"
 METADATA_NAME = "edgex"
@@ -32,6 +33,7 @@ _CONVERTER_CALIBRATION_SAMPLES = 2
 def convert(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
             progress=None, keep_float: tuple[str, ...] = ()) -> ArtifactFiles:
     """`keep_float`: op names the int8 quantizer leaves in float (the accuracy budget's denylist)."""
+    check_options(source, options, keep_float=bool(keep_float))
     if options.precision == "int8":
         calib = need_calibration(calib)  # before the slow export
     quiet_tensorflow()
@@ -49,7 +51,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     elif options.precision == "dynamic":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif options.precision == "int8":
-        recipe = recipe_named("tflite", options.recipe, options.range_estimator)
+        recipe = quantize_recipe(source, options)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.representative_dataset = lambda: (
@@ -85,24 +87,56 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
                          recipe=recipe.to_dict() if recipe else None, timings_s=timings)
 
 
+def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
+    """Refuse what litert-torch's PT2E path cannot do, before any work, rather than build a model that ignores it.
+
+    PT2E quantizes with its own histogram observer and one global config: no edgex range estimator, and no
+    layers left in float (every accuracy-budget trial would build the same model). Its artifacts keep float32
+    input and output whatever `float_io` says; the manifest's inputs and recipe record that.
+    """
+    if source.framework != "torch":
+        return
+    where = "tflite from a PyTorch source (litert-torch PT2E)"
+    if options.precision == "fp16":
+        raise UsageError(f"{where} has no fp16", "Use fp32, --dynamic or --int8 for tflite, or --fp16 with openvino.")
+    if keep_float:
+        raise UsageError(f"{where} cannot keep layers in float, so an accuracy budget cannot work on it",
+                         "Drop --max-accuracy-drop/--min-eval-agreement for tflite, or use --target onnx or openvino.")
+    if options.precision == "int8" and options.range_estimator != CALIBRATION.method:
+        raise UsageError(f"--calib-method {options.range_estimator} is not supported for {where}: it calibrates "
+                         "with its own histogram observer", "Drop --calib-method, or use --target onnx or openvino.")
+
+
+def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
+    """int8: edgex's recipe (Keras) or litert-torch PT2E's (PyTorch, which also quantizes --dynamic)."""
+    if source.framework == "torch" and options.precision in ("int8", "dynamic"):
+        from edgex.sources.torch_export import pt2e_recipe
+
+        return pt2e_recipe(dynamic=options.precision == "dynamic")
+    return recipe_named("tflite", options.recipe, options.range_estimator) if options.precision == "int8" else None
+
+
 def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
                    progress=None) -> ArtifactFiles:
     """PyTorch source: litert-torch (fp32, or PT2E int8 fed with the calibration set), NHWC input by default."""
-    from edgex.torch_export import tflite_flatbuffer
+    from edgex.sources.torch_export import tflite_flatbuffer
 
     start = time.perf_counter()
-    flat, recipe = tflite_flatbuffer(source, options.precision, calib, progress)
+    flat = tflite_flatbuffer(source, options.precision, calib, progress)
+    recipe = quantize_recipe(source, options)
     if options.precision == "int8":
         flat, fused = fuse_relu_into_add(flat)
         if fused and recipe is not None:
-            recipe = {**recipe, "graph_rewrites": [f"relu_into_add: {fused} standalone ReLUs fused into their ADD"]}
+            recipe = recipe.with_rewrite(f"relu_into_add: {fused} standalone ReLUs fused into their ADD")
     timings = {"litert_torch": time.perf_counter() - start}
+    described = recipe.to_dict() if recipe else None
     flat = add_metadata(flat, {"preprocess": source.preprocess.to_dict(), "classes": source.classes,
-                               "recipe": recipe, "layout": source.preprocess.layout})
+                               "recipe": described, "layout": source.preprocess.layout})
     out = staging / MODEL_FILE
     out.write_bytes(flat)
     inputs, outputs = describe(out)
-    return ArtifactFiles(model=out, files=[out], inputs=inputs, outputs=outputs, recipe=recipe, timings_s=timings)
+    return ArtifactFiles(model=out, files=[out], inputs=inputs, outputs=outputs, recipe=described,
+                         timings_s=timings)
 
 
 def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, progress=None) -> bytes:

@@ -3,7 +3,7 @@
 Xception applies a standalone ReLU to each residual sum before the next block (`add -> relu ->
 separable conv`). XNNPACK delegates RELU for float tensors only, so in an int8 graph every one of
 those 11 ReLUs falls back to TFLite's reference kernel and cuts the graph into 12 XNNPACK
-partitions (measured on the clothing Xception, 2 threads, AVX-512 VNNI: int8 32.5 ms -> 13.8 ms once fused).
+partitions, and int8 runs far slower than it could (the README's benchmarks give the numbers).
 XNNPACK does take a quantized ADD with a fused ReLU, so each `relu(add(a, b))` becomes a second
 `add(a, b)` with ReLU fused, writing the ReLU's tensor with its own quantization: the same values,
 no precision lost, one extra cheap element-wise pass.
@@ -46,7 +46,7 @@ def fuse_relu_into_add(flat: bytes) -> tuple[bytes, int]:
 
 def xnnpack_partitions(path) -> int:
     """How many XNNPACK partitions LiteRT makes of the model (1 = everything delegated)."""
-    from edgex.bench.runner import litert_interpreter
+    from edgex.runtimes import litert_interpreter
 
     interpreter_cls, _ = litert_interpreter()
     interpreter = interpreter_cls(model_path=str(path), num_threads=1)

@@ -1,7 +1,7 @@
 """edgex: take a trained Xception classifier to the edge (int8 ONNX, OpenVINO IR, TFLite), verified.
 
     import edgex
-    edgex.convert("model.keras", target="tflite", int8=True, calib_data="images/")
+    edgex.convert("model.keras", target="tflite", precision="int8", calib_data="images/")
     with edgex.load("edgex-out/model/tflite-int8") as p:
         print(p.predict(["photo.jpg"]).labels)
 

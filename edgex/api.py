@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edgex.calibration.dataset import DEFAULT_CALIB_SIZE, DEFAULT_SEED
-from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
+from edgex.conversion.build import ConvertRequest, run_convert
 from edgex.errors import UsageError
-from edgex.parity import Thresholds
-from edgex.pipeline import ConvertRequest, run_convert
+from edgex.options import BUDGET, CALIBRATION, CONVERT_OUTPUT, PRECISIONS, Thresholds
 from edgex.predict.model import load
 from edgex.progress import Reporter
-from edgex.torch_sources import module_as_program
+from edgex.sources.pytorch import module_as_program
 
 if TYPE_CHECKING:
     import torch
@@ -24,16 +22,17 @@ def convert(
     model: str | Path | torch.nn.Module | None = None,
     target: str = "all",
     *,
+    precision: str | None = None,
     example_input: torch.Tensor | None = None,
     int8: bool = False,
     fp16: bool = False,
     dynamic: bool = False,
     calib_data: str | Path | None = None,
     parity_data: str | Path | None = None,
-    calib_size: int = DEFAULT_CALIB_SIZE,
-    calib_method: str = DEFAULT_RANGE_ESTIMATOR,
-    seed: int = DEFAULT_SEED,
-    output: str | Path = "edgex-out",
+    calib_size: int = CALIBRATION.size,
+    calib_method: str = CALIBRATION.method,
+    seed: int = CALIBRATION.seed,
+    output: str | Path = CONVERT_OUTPUT,
     interpolation: str | None = None,
     input_size: tuple[int, int] | None = None,
     crop_fraction: float | None = None,
@@ -50,7 +49,7 @@ def convert(
     eval_data: str | Path | None = None,
     min_eval_agreement: float | None = None,
     budget_trials: int | None = None,
-    skip_bad_images: bool = False,
+    skip_bad_images: bool = CALIBRATION.skip_bad_images,
     recipe: str | None = None,
 ) -> list[dict]:
     """Convert a Keras Xception (None: the embedded kitchenware model) to verified artifacts.
@@ -58,23 +57,23 @@ def convert(
     `model` may also be a PyTorch file (.safetensors/.pt with sidecar, .pt2 with trust_model) or a
     `torch.nn.Module` with `example_input`, one (1, 3, H, W) batch.
 
+    `precision` is one of fp32 (default), fp16, dynamic, int8; the flags int8=/fp16=/dynamic=True say the
+    same as the CLI does.
+
     int8 tries each target's recipes in order (`edgex.calibration.recipes`) and keeps the first that
     passes parity; `recipe` forces one by name.
 
     Returns one dict per artifact (target, precision, path, parity, size_bytes). Raises an
     `edgex.errors.EdgexError` subclass on failure; `GateError` carries `.results`.
     """
-    chosen = [name for name, on in (("int8", int8), ("fp16", fp16), ("dynamic", dynamic)) if on]
-    if len(chosen) > 1:
-        raise UsageError(f"choose one precision, not {' and '.join(chosen)}")
-    precision = chosen[0] if chosen else "fp32"
+    precision = _precision(precision, int8=int8, fp16=fp16, dynamic=dynamic)
     overrides = {"interpolation": interpolation, "crop_fraction": crop_fraction, "layout": layout,
                  "mean": tuple(mean) if mean else None, "std": tuple(std) if std else None}
     if input_size is not None:
         overrides["height"], overrides["width"] = input_size
     thresholds = None
     if min_agreement is not None or min_cosine is not None:
-        from edgex.parity import DEFAULT_THRESHOLDS
+        from edgex.options import DEFAULT_THRESHOLDS
 
         base = DEFAULT_THRESHOLDS[precision]
         cosine = base.min_cosine if min_cosine is None else min_cosine
@@ -100,7 +99,7 @@ def convert(
         trust_model=trust_model,
         thresholds=thresholds,
         classes=classes,
-        budget=_budget(int8, max_accuracy_drop, eval_data, min_eval_agreement, budget_trials),
+        budget=_budget(precision == "int8", max_accuracy_drop, eval_data, min_eval_agreement, budget_trials),
         skip_bad_images=skip_bad_images,
         recipe=recipe,
     )
@@ -109,8 +108,19 @@ def convert(
     return run_convert(request, reporter)
 
 
+def _precision(precision: str | None, **flags: bool) -> str:
+    """One precision from `precision="int8"` or the CLI-style flags; two different ones are a usage error."""
+    chosen = list(dict.fromkeys([*([precision] if precision is not None else []),
+                                 *(name for name, on in flags.items() if on)]))
+    if len(chosen) > 1:
+        raise UsageError(f"choose one precision, not {' and '.join(chosen)}")
+    if chosen and chosen[0] not in PRECISIONS:
+        raise UsageError(f"unknown precision {chosen[0]!r}", f"Use one of: {', '.join(PRECISIONS)}.")
+    return chosen[0] if chosen else "fp32"
+
+
 def _budget(int8: bool, max_drop: float | None, eval_data, min_agreement: float | None, trials: int | None):
-    """The int8 accuracy budget (edgex.budget.Budget), or None when none was asked for."""
+    """The int8 accuracy budget (edgex.conversion.budget.Budget), or None when none was asked for."""
     if max_drop is None and min_agreement is None:
         if eval_data is not None:
             raise UsageError("--eval-data needs --max-accuracy-drop PP or --min-eval-agreement F")
@@ -120,7 +130,7 @@ def _budget(int8: bool, max_drop: float | None, eval_data, min_agreement: float 
     if eval_data is None:
         raise UsageError("an accuracy budget needs --eval-data DIR (held-out images, labelled for "
                          "--max-accuracy-drop)")
-    from edgex.budget import DEFAULT_MAX_TRIALS, Budget
+    from edgex.conversion.budget import Budget
 
     return Budget(Path(eval_data), max_drop_pp=max_drop, min_agreement=min_agreement,
-                  max_trials=DEFAULT_MAX_TRIALS if trials is None else trials)
+                  max_trials=BUDGET.max_trials if trials is None else trials)

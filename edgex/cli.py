@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     parser = build_parser()
-    from edgex.signals import Terminated, handle_signals
+    from edgex.artifacts.signals import Terminated, handle_signals
 
     try:
         with handle_signals():  # SIGTERM/SIGHUP unwind like Ctrl-C: staging and locks are cleaned up

@@ -13,7 +13,10 @@ from functools import lru_cache
 
 X86_MACHINES = ("x86_64", "amd64", "i386", "i686", "x86")
 ARM64_MACHINES = ("aarch64", "arm64")
-X86_INT8_DOT = frozenset({"avx512_vnni", "avx_vnni", "amx_int8"})
+ARM_MACHINES = (*ARM64_MACHINES, "armv7l", "armv8l", "armv6l")
+# CPU flags that give int8 a dot product, strongest first (the doctor names them in this order).
+X86_INT8_DOT = ("amx_int8", "avx512_vnni", "avx_vnni")
+ARM_INT8_DOT = ("i8mm", "asimddp")
 
 # Every ISA class edgex tells apart, slowest int8 path first.
 ISA_CLASSES = ("x86-avx2", "x86-vnni", "arm64", "arm64-dotprod")
@@ -56,11 +59,11 @@ def isa_class(flags: frozenset[str] | set[str] | list[str] | None = None, machin
     flags = set(cpu_flags() if flags is None else flags)
     machine = (machine or platform.machine()).lower()
     if machine in X86_MACHINES:
-        if flags & X86_INT8_DOT:
+        if flags.intersection(X86_INT8_DOT):
             return "x86-vnni"
         return "x86-avx2" if "avx2" in flags else "other"
     if machine in ARM64_MACHINES:
-        return "arm64-dotprod" if "asimddp" in flags else "arm64"
+        return "arm64-dotprod" if flags.intersection(ARM_INT8_DOT) else "arm64"
     return "other"
 
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import CLASSES, run_edgex
+from helpers import CLASSES, run_edgex
 from test_bench_fixtures import tiny_int8_artifacts, truncated_copy
 
 
@@ -40,9 +40,9 @@ def _manifest_pointing_outside(folder: Path, destination: Path) -> Path:
 
 
 def _independent_top1(folder, images_dir) -> float:
-    """In-process evaluation through the runtime adapters and edgex.evaluate: a second, separate code path."""
-    from edgex.artifact import read_manifest
-    from edgex.evaluate import labelled_folder, predict, preprocess_all, top1
+    """In-process evaluation through the runtime adapters and edgex.evaluation.labelled: a second code path."""
+    from edgex.artifacts.publish import read_manifest
+    from edgex.evaluation.labelled import labelled_folder, predict, preprocess_all, top1
     from edgex.preprocess import Preprocess
     from edgex.runtimes import open_runtime
 

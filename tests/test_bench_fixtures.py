@@ -7,7 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
-from conftest import run_edgex
+from helpers import run_edgex
 
 
 def run_shared_dir(tmp_path_factory, name: str) -> Path:

@@ -186,8 +186,8 @@ def test_every_runtime_is_opened_with_the_default_threads(tiny_artifacts, monkey
 
 def test_runner_command_line_defaults_are_edgexs():
     """runner.py stands alone on devices, so it repeats edgex's timing defaults: they must not drift apart."""
-    from edgex.bench.child import BenchSettings
     from edgex.bench.runner import build_parser
+    from edgex.options import BenchSettings
 
     defaults = BenchSettings()
     args = build_parser().parse_args(["run", "--artifact", "m", "--runtime", "litert"])

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 
-from edgex import budget as budget_module
-from edgex.budget import Budget, enforce
+from edgex.conversion import budget as budget_module
+from edgex.conversion.budget import Budget, enforce
 from edgex.errors import UsageError
 from edgex.progress import Reporter
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, run_edgex
+from helpers import CLASSES, run_edgex
 from test_bench_fixtures import tiny_int8_artifacts, truncated_copy
 from test_predict import odd_images
 

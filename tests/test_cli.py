@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 
 
 def test_help_is_instant_and_imports_no_framework():

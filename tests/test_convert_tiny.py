@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import CLASSES, leftovers, run_edgex
+from helpers import CLASSES, leftovers, run_edgex
 
 MANIFEST_KEYS = {"edgex_version", "source", "target", "precision", "files", "inputs", "outputs", "classes",
                  "preprocess", "calibration", "parity", "versions", "timings_s"}

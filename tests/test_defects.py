@@ -55,3 +55,132 @@ def test_tflite_target_requires_the_litert_runtime():
     from edgex.converters import TARGETS
 
     assert "ai_edge_litert" in TARGETS["tflite"].requires
+
+
+class _TorchSource:
+    """Fails loudly if a converter gets past its option checks and touches the model."""
+
+    framework = "torch"
+    path = "tiny.safetensors"
+
+    @property
+    def model(self):
+        raise AssertionError("must refuse the options before exporting the model")
+
+
+@pytest.mark.parametrize(("options", "keep_float", "names"), [
+    ({"precision": "int8"}, ("conv_1",), "accuracy budget"),
+    ({"precision": "int8", "range_estimator": "minmax"}, (), "--calib-method minmax"),
+    ({"precision": "fp16"}, (), "fp16"),
+])
+def test_pytorch_tflite_refuses_options_it_cannot_honour(options, keep_float, names, tmp_path):
+    """PyTorch -> TFLite ignored keep_float and the range estimator: every budget trial built the same model."""
+    from edgex.converters.base import ConvertOptions
+    from edgex.converters.tflite import convert
+
+    from edgex.errors import UsageError
+
+    with pytest.raises(UsageError, match=names):
+        convert(_TorchSource(), tmp_path, ConvertOptions(**options), object(), keep_float=keep_float)
+
+
+def test_pytorch_tflite_recipe_says_float_io_and_is_a_recipe():
+    """The PT2E artifact keeps float32 input/output whatever float_io says; its recipe is the Keras path's type."""
+    from edgex.calibration.recipes import Recipe
+
+    from edgex.sources.torch_export import pt2e_recipe
+
+    recipe = pt2e_recipe(dynamic=False)
+    assert isinstance(recipe, Recipe) and recipe.range_estimator == "litert_torch_histogram"
+    assert "float32 input and output" in recipe.notes
+
+
+def test_noqa_comments_name_only_rules_ruff_checks():
+    """`noqa: SLF001/BLE001` named rules ruff does not run: a suppression of nothing that reads like a policy."""
+    import re
+    from pathlib import Path
+
+    import tomllib
+
+    repo = Path(__file__).resolve().parent.parent
+    selected = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]["select"]
+    stray = []
+    for folder in ("edgex", "converters", "calibration", "tests", "benchmarks"):
+        for path in (repo / folder).rglob("*.py"):
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                for code in re.findall(r"#\s*noqa: ?([A-Z]+[0-9]+)", line):
+                    if not any(code.startswith(rule) and code[len(rule):].isdigit() for rule in selected):
+                        stray.append(f"{path.relative_to(repo)}:{number}: {code}")
+    assert not stray, stray
+
+
+def test_dead_code_is_gone():
+    """Names nothing called: sources.remove_tree, schema.RESULT_FIELDS, recipes.has_int8_dot_product, notes."""
+    import dataclasses
+
+    from edgex.calibration import recipes
+    from edgex.converters.base import ArtifactFiles
+
+    from edgex.report import schema
+    from edgex.sources import load as sources
+
+    assert not hasattr(sources, "remove_tree") and not hasattr(schema, "RESULT_FIELDS")
+    assert not hasattr(recipes, "has_int8_dot_product")
+    assert "notes" not in {f.name for f in dataclasses.fields(ArtifactFiles)}
+
+
+def test_a_failed_conversion_of_any_kind_becomes_a_row_and_the_others_continue(tmp_path, monkeypatch):
+    """run_pipeline caught only GateError: any other failure of one target ended the whole run."""
+    import edgex.api
+    from edgex.errors import DataError, GateError
+    from edgex.run.config import plan_from_config
+    from edgex.run.execute import run_pipeline
+
+    config = tmp_path / "pipeline.yaml"
+    config.write_text("model: model.keras\ntargets: [onnx, openvino, tflite]\nprecisions: [fp32]\n")
+    tried = []
+
+    def convert(model, target, **kwargs):
+        tried.append(target)
+        raise {"onnx": DataError("tf2onnx could not convert"), "openvino": GateError("parity gate failed"),
+               "tflite": KeyError("boom")}[target]
+
+    monkeypatch.setattr(edgex.api, "convert", convert)
+    report = run_pipeline(plan_from_config(config))
+    assert tried == ["onnx", "openvino", "tflite"]
+    rows = {r["name"]: r for r in report["results"]}
+    assert rows["onnx-fp32"]["error"] == "tf2onnx could not convert" and rows["onnx-fp32"]["status"] == "failed"
+    assert rows["openvino-fp32"]["kind"] == "convert_failed"
+    assert rows["tflite-fp32"]["kind"] == "convert_crashed" and "KeyError" in rows["tflite-fp32"]["error"]
+
+
+def test_docstrings_quote_no_measured_latencies_or_accuracies():
+    """tflite_xnnpack's docstring said 41 -> 31 ms while the README said 32.5 -> 13.8 ms: numbers live in the README."""
+    import ast
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    measured = re.compile(r"\d+(\.\d+)? ?ms\b|\b0\.\d+ top-1")
+    found = []
+    for folder in ("edgex", "converters", "calibration"):
+        for path in (repo / folder).rglob("*.py"):
+            doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+            if measured.search(doc):
+                found.append(str(path.relative_to(repo)))
+    assert not found, found
+
+
+def test_reference_row_and_source_runtime_name_the_source_framework():
+    """The reference row said "keras (in-process)" and runtimes/keras.py reported keras for PyTorch sources."""
+    from pathlib import Path
+
+    from edgex.bench.suite import reference_row
+    from edgex.report.tables import reference_cells
+    from edgex.runtimes.source import source_runtime_info
+
+    row = reference_row(Path("m.safetensors"), {"source": {"framework": "torch", "sha256": "ab"}}, {"top1": 0.9})
+    assert row["target"] == "torch" and reference_cells(row)[-1] == "torch (in-process)"
+    info = source_runtime_info("torch", 2)
+    assert info["runtime"] == "torch" and info["package"] == "torch" and info["backend"] is None
+    assert source_runtime_info("keras", None)["package"] == "keras"

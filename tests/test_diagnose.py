@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 
 from edgex.diagnose.metrics import ErrorStats, RangeUse
 from edgex.diagnose.names import layers_in_name, part_of_layer, primary_layer

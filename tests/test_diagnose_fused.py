@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, run_edgex
+from helpers import CLASSES, run_edgex
 from test_bench_fixtures import tiny_int8_artifacts
 
 onnx = pytest.importorskip("onnx")
@@ -27,8 +27,8 @@ def default_onnx(tiny_model, images_dir, tmp_path_factory) -> Path:
 
 
 def _samples(artifact: Path, images_dir: Path) -> list[np.ndarray]:
+    from edgex.artifacts.manifest import parse_manifest
     from edgex.diagnose.run import load_samples
-    from edgex.manifest import parse_manifest
     from edgex.preprocess import Preprocess
 
     manifest = parse_manifest((artifact / "manifest.json").read_bytes(), "manifest")

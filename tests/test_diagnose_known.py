@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 from test_bench_fixtures import tiny_int8_artifacts
 
 onnx = pytest.importorskip("onnx")
@@ -67,8 +67,8 @@ def test_a_stretched_activation_range_ranks_first_with_its_known_range_use(onnx_
     assert first["layer"] == chosen["layer"], [r["layer"] for r in result["layers"][:3]]
 
     # the known value: the codes the stretched grid gives the (unchanged, upstream) float tensor
+    from edgex.artifacts.manifest import parse_manifest
     from edgex.diagnose.run import load_samples
-    from edgex.manifest import parse_manifest
     from edgex.preprocess import Preprocess
 
     manifest = parse_manifest((onnx_int8 / "manifest.json").read_bytes(), "manifest")

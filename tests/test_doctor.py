@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 from test_bench_fixtures import tiny_int8_artifacts
 
-from edgex.doctor import int8_outlook
-from edgex.gpu import check_gpu_answer, gpu_backends
+from edgex.runtimes.doctor import int8_outlook
+from edgex.runtimes.gpu import check_gpu_answer, gpu_backends
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def test_gpu_backends_available_when_listed():
 
 def test_cuda_provider_without_driver_is_unavailable(monkeypatch):
     """A GPU build of ONNX Runtime lists CUDA even where no driver is: that is not a GPU."""
-    import edgex.gpu
+    import edgex.runtimes.gpu
 
-    monkeypatch.setattr(edgex.gpu, "_library_found", lambda short, soname: False)
+    monkeypatch.setattr(edgex.runtimes.gpu, "_library_found", lambda short, soname: False)
     rows = _rows({"onnxruntime": {"available": True, "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider",
                                                                    "CPUExecutionProvider"]}}, local=True)
     assert not rows["CUDAExecutionProvider"]["available"] and "libcuda.so.1" in rows["CUDAExecutionProvider"]["reason"]

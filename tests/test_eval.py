@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import CLASSES, run_edgex
+from helpers import CLASSES, run_edgex
 from test_bench_fixtures import tiny_int8_artifacts
 
 from edgex.errors import DataError, MissingInputError

@@ -18,10 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_edgex
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 
-from edgex.lock import LOCK_NAME
+from edgex.artifacts.lock import LOCK_NAME
 
 
 def _dead_pid() -> int:

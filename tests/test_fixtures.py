@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import IMAGES_SHA256, TINY_WEIGHTS_SHA256, build_tiny_model, pixels_sha256, weights_sha256
+from helpers import IMAGES_SHA256, TINY_WEIGHTS_SHA256, build_tiny_model, pixels_sha256, weights_sha256
 from test_bench_fixtures import tiny_int8_artifacts
 
 
@@ -19,7 +19,7 @@ def test_generated_images_are_the_same_pixels(images_dir):
 def test_int8_parity_has_twice_the_gate_margin(tiny_model, images_dir, tmp_path_factory):
     """Gate: agreement >= 0.9, cosine >= 0.95, worst-5% cosine >= 0.85. Every target keeps at least twice
     that distance from perfect agreement: a machine whose kernels round differently cannot tip it over."""
-    from edgex.parity import DEFAULT_THRESHOLDS
+    from edgex.options import DEFAULT_THRESHOLDS
 
     gate = DEFAULT_THRESHOLDS["int8"]
     base = tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory, targets=("onnx", "openvino", "tflite"))

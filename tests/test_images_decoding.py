@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
 from edgex.calibration.dataset import CalibrationSet
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 from PIL import Image
 
 from edgex.errors import DataError, MissingInputError

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-from conftest import CLASSES, run_edgex
+from helpers import CLASSES, run_edgex
 
 
 def test_xception_structure_from_layer_names():
-    from edgex.inspect_model import xception_structure
+    from edgex.sources.inspect import xception_structure
 
     names = [f"block{i}_sepconv1" for i in range(1, 15)]
     assert xception_structure(names) == {"is_xception": True, "blocks": 14, "entry_flow": [1, 2, 3, 4],

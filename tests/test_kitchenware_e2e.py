@@ -4,9 +4,9 @@ import json
 import re
 
 import pytest
-from conftest import leftovers, run_edgex
+from helpers import leftovers, run_edgex
 
-from edgex.sources import kitchenware_root
+from edgex.sources.load import kitchenware_root
 
 
 @pytest.mark.slow

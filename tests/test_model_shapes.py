@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, TINY_SIZE, build_tiny_model, run_edgex
+from helpers import CLASSES, TINY_SIZE, build_tiny_model, run_edgex
 
 pytestmark = pytest.mark.slow
 
@@ -108,9 +108,9 @@ SHAPES = ("size-150", "non-square-96x128", "free-size-resizing", "softmax-head",
 
 
 def _source_top1(model, extra, manifest, images_dir) -> float:
-    from edgex.evaluate import labelled_folder
+    from edgex.evaluation.labelled import labelled_folder
     from edgex.preprocess import Preprocess
-    from edgex.sources import load_source
+    from edgex.sources.load import load_source
 
     source = load_source(model, trust_model="--trust-model" in extra)
     files, labels, _ = labelled_folder(images_dir, CLASSES)
@@ -123,7 +123,7 @@ def _source_top1(model, extra, manifest, images_dir) -> float:
 def _top1(folder, manifest, images_dir) -> float:
     from edgex.converters import TARGETS as INFO
 
-    from edgex.evaluate import labelled_folder
+    from edgex.evaluation.labelled import labelled_folder
     from edgex.preprocess import Preprocess
     from edgex.runtimes import open_runtime
 
@@ -210,7 +210,7 @@ def _fit_head(torch, module, images_dir) -> None:
     ~10, a top-1 margin ~6 logits. An unregularised least-squares fit here was rank deficient: its
     solution depended on LAPACK's rank decision, which differs between CPUs, and one CI machine got
     weights that overflowed the int8 artifacts to +-inf."""
-    from edgex.evaluate import labelled_folder, preprocess_all
+    from edgex.evaluation.labelled import labelled_folder, preprocess_all
     from edgex.preprocess import Preprocess
 
     files, labels, _ = labelled_folder(images_dir, CLASSES)

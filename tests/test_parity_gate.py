@@ -3,9 +3,10 @@
 import json
 
 import numpy as np
-from conftest import leftovers, run_edgex
+from helpers import leftovers, run_edgex
 
-from edgex.parity import DEFAULT_THRESHOLDS, compare, failures
+from edgex.conversion.parity import compare, failures
+from edgex.options import DEFAULT_THRESHOLDS
 
 
 def test_compare_and_failures():

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_edgex
+from helpers import REPO, run_edgex
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -10,9 +10,9 @@ pytest.importorskip("torch")
 
 @pytest.mark.slow
 def test_kitchenware_port_matches_keras_on_the_18_photos(tmp_path):
-    from edgex.port import port_keras
     from edgex.preprocess import find_images
-    from edgex.sources import default_calibration_dir, kitchenware_root, load_source
+    from edgex.sources.load import default_calibration_dir, kitchenware_root, load_source
+    from edgex.sources.port import port_keras
 
     if kitchenware_root() is None:
         pytest.skip("the embedded kitchenware model is not installed")

@@ -10,12 +10,12 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import CLASSES, leftovers, run_edgex  # noqa: E402
+from helpers import CLASSES, leftovers, run_edgex  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def ported(tiny_model, images_dir, tmp_path_factory):
-    from edgex.port import port_keras
+    from edgex.sources.port import port_keras
 
     out = tmp_path_factory.mktemp("ported") / "tiny.safetensors"
     return out, port_keras(tiny_model, out, verify_data=images_dir)
@@ -36,7 +36,7 @@ def test_port_writes_weights_and_sidecar(ported):
 
 def test_ported_source_predicts_like_keras(ported, tiny_model, images_dir):
     from edgex.preprocess import find_images
-    from edgex.sources import load_source
+    from edgex.sources.load import load_source
 
     keras_source = load_source(tiny_model)
     torch_source = load_source(ported[0])
@@ -59,7 +59,7 @@ def test_port_refuses_a_model_that_is_not_an_xception(tmp_path):
     import keras
 
     from edgex.errors import DataError
-    from edgex.port import port_keras
+    from edgex.sources.port import port_keras
 
     inputs = keras.Input((80, 80, 3))
     x = keras.layers.Conv2D(4, 3)(inputs)

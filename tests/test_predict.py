@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CLASSES, REPO, run_edgex
+from helpers import CLASSES, REPO, run_edgex
 from PIL import Image
 from test_bench_fixtures import tiny_int8_artifacts
 
@@ -129,9 +129,10 @@ def _read_csv(path: Path) -> list[dict]:
 def test_predict_top1_equals_eval_on_every_image(tiny_artifacts, images_dir, tmp_path, target):
     from edgex.converters import TARGETS as REGISTRY
 
-    from edgex.bench.child import BenchSettings, run_child
+    from edgex.artifacts.manifest import load_manifest
+    from edgex.bench.child import run_child
     from edgex.evaluation.dataset import preprocess_images
-    from edgex.manifest import load_manifest
+    from edgex.options import BenchSettings
 
     folder = tiny_artifacts / f"{target}-int8"
     done = run_edgex("predict", folder, images_dir, "--top-k", "4", "--csv", tmp_path / "p.csv", "-q")

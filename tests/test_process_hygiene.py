@@ -35,7 +35,7 @@ def test_a_forked_child_dies_on_sigterm_even_inside_handle_signals():
     """A library's multiprocessing child inherits edgex's handlers; stuck in C code it must still die."""
     done = _run("""
         import os, signal, time
-        from edgex.signals import handle_signals
+        from edgex.artifacts.signals import handle_signals
         with handle_signals():
             pid = os.fork()
             if pid == 0:

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 
 
 def _convert(tiny_model, images_dir, out, *extra, env=None):
@@ -90,7 +90,7 @@ def test_default_onnx_recipe_keeps_parity_on_avx2_without_vnni(tiny_model, image
     model, known hard for that, collapses with full 8-bit weights and keeps its parity with 7-bit ones."""
     import keras
 
-    from edgex.evaluate import labelled_folder, preprocess_all
+    from edgex.evaluation.labelled import labelled_folder, preprocess_all
     from edgex.preprocess import Preprocess
 
     files, _, _ = labelled_folder(images_dir, None)
@@ -128,8 +128,8 @@ def test_portability_warning_names_the_unverified_cpu_class():
 
 
 def test_bench_rows_carry_the_warning_for_another_cpu_class(tiny_model, images_dir, tmp_path):
-    from edgex.bench.child import BenchSettings
     from edgex.bench.suite import run_suite
+    from edgex.options import BenchSettings
 
     assert _convert(tiny_model, images_dir, tmp_path, "--recipe", "u8s8").returncode == 0
     artifact = tmp_path / "tiny_xception" / "onnx-int8"

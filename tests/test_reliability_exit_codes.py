@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import REPO, run_edgex
+from helpers import REPO, run_edgex
 
 from edgex import errors
 

@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_edgex
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 
 from edgex.errors import DataError, UsageError
 from edgex.preprocess import Preprocess

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from edgex import artifact
+from edgex.artifacts import publish as artifact
+from edgex.artifacts.lock import LOCK_NAME, output_lock, read_lock
+from edgex.artifacts.manifest import parse_manifest
+from edgex.artifacts.signals import Terminated, deferred_signals, handle_signals
 from edgex.errors import IOFailure, OutputError, output_failure
-from edgex.lock import LOCK_NAME, output_lock, read_lock
-from edgex.manifest import parse_manifest
-from edgex.signals import Terminated, deferred_signals, handle_signals
 
 
 def _dead_pid() -> int:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 from sshd_fixture import device_python, running_sshd
 from test_bench_fixtures import tiny_int8_artifacts
 
@@ -272,7 +272,8 @@ def test_ssh_command_is_strict_by_default():
 
 def test_outputs_bring_back_float_logits(sshd, device, tiny_artifacts, tmp_path):
     """run_child's contract on the device: --inputs goes there, float32 logits come back."""
-    from edgex.bench.child import BenchSettings, run_child
+    from edgex.bench.child import run_child
+    from edgex.options import BenchSettings
     from edgex.remote.bench import RemoteDevice
     from edgex.remote.ssh import SshOptions
     from edgex.remote.target import RemoteTarget

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 from sshd_fixture import aarch64_device_python, running_sshd
 from test_bench_fixtures import tiny_int8_artifacts
 
@@ -33,7 +33,8 @@ def tiny_tflite(tiny_model, images_dir, tmp_path_factory) -> Path:
 
 
 def test_aarch64_device_matches_x86(arm_python, sshd, tiny_tflite, images_dir, tmp_path):
-    from edgex.bench.child import BenchSettings, run_child
+    from edgex.bench.child import run_child
+    from edgex.options import BenchSettings
     from edgex.remote.bench import RemoteDevice
     from edgex.remote.ssh import SshOptions
     from edgex.remote.target import RemoteTarget

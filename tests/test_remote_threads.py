@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 from sshd_fixture import device_python, running_sshd
 from test_bench_fixtures import tiny_int8_artifacts
 from test_remote import FAST, assert_device_clean

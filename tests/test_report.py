@@ -8,9 +8,9 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import run_edgex
+from helpers import run_edgex
 
-from edgex.bench.child import BenchSettings
+from edgex.options import BenchSettings
 from edgex.report.html import render_html
 from edgex.report.markdown import compare_markdown, render_markdown
 from edgex.report.schema import build_report, pareto_names

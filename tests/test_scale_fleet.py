@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_edgex
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 from sshd_fixture import device_python, running_sshd
 from test_bench_fixtures import tiny_int8_artifacts
 from test_remote import _processes_in, _sshd_ancestor, _wait_for_runner

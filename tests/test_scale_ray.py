@@ -18,15 +18,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_edgex
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 from test_bench_fixtures import tiny_int8_artifacts
 
 from edgex.bench.artifacts import find_artifacts
-from edgex.bench.child import BenchSettings, run_child
+from edgex.bench.child import run_child
 from edgex.bench.suite import run_suite
 from edgex.errors import DataError
 from edgex.evaluation.dataset import load_labelled, preprocess_images
+from edgex.options import BenchSettings
 from edgex.preprocess import Preprocess
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'edgex[ray]' (make setup does)")

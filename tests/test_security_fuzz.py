@@ -15,8 +15,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edgex.artifacts.manifest import parse_manifest
 from edgex.errors import EdgexError
-from edgex.manifest import parse_manifest
 from edgex.safety import sniff
 from edgex.safety.model_file import check_model_file
 from edgex.safety.onnx_external_data import external_refs
@@ -112,7 +112,7 @@ def test_manifest_parser_on_json_shaped_input(value, model_file, files):
 @FUZZ
 @given(config=json_values)
 def test_pipeline_config_validation_raises_only_usage_errors(config):
-    from edgex.pipeline_config import validate
+    from edgex.run.config import validate
 
     try:
         validate(config)
@@ -123,7 +123,7 @@ def test_pipeline_config_validation_raises_only_usage_errors(config):
 @FUZZ
 @given(data=st.binary(max_size=300))
 def test_pipeline_config_loading_of_arbitrary_bytes(data):
-    from edgex.pipeline_config import load_config
+    from edgex.run.config import load_config
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "pipeline.yaml"

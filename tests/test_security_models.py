@@ -13,8 +13,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import run_edgex
 from failure_checks import assert_clean_failure
+from helpers import run_edgex
 
 from edgex.errors import DataError
 from edgex.safety.pickle_scan import unsafe_globals

@@ -1,7 +1,7 @@
 """The tiny Xception keeps the real block structure and its fitted head separates the classes."""
 
 import numpy as np
-from conftest import CLASSES, TINY_SIZE
+from helpers import CLASSES, TINY_SIZE
 
 
 def test_structure_matches_xception_at_full_width():
@@ -19,7 +19,7 @@ def test_structure_matches_xception_at_full_width():
 def test_tiny_model_classifies_generated_images(tiny_model, images_dir):
     import keras
 
-    from edgex.evaluate import labelled_folder, preprocess_all, top1
+    from edgex.evaluation.labelled import labelled_folder, preprocess_all, top1
     from edgex.preprocess import Preprocess
 
     model = keras.saving.load_model(tiny_model)

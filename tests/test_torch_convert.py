@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import CLASSES, leftovers  # noqa: E402
+from helpers import CLASSES, leftovers  # noqa: E402
 
 HAS_LITERT_TORCH = importlib.util.find_spec("litert_torch") is not None
 
@@ -18,7 +18,7 @@ HAS_LITERT_TORCH = importlib.util.find_spec("litert_torch") is not None
 @pytest.fixture(scope="module")
 def tiny_torch(tiny_model, images_dir, tmp_path_factory):
     """The tiny Keras Xception ported to PyTorch (safetensors + sidecar)."""
-    from edgex.port import port_keras
+    from edgex.sources.port import port_keras
 
     out = tmp_path_factory.mktemp("ported") / "tiny_torch.safetensors"
     port_keras(tiny_model, out, verify_data=images_dir)
@@ -29,7 +29,7 @@ def test_fp32_onnx_and_openvino_match_the_pytorch_source(tiny_torch, images_dir,
     from edgex.api import convert
     from edgex.preprocess import find_images
     from edgex.runtimes import open_runtime
-    from edgex.sources import load_source
+    from edgex.sources.load import load_source
 
     results = []
     for target in ("onnx", "openvino"):
@@ -64,7 +64,7 @@ def test_tflite_int8_from_pytorch_has_nhwc_input_and_agrees(tiny_torch, images_d
     assert result["status"] == "ok" and result["parity"]["agreement"] >= 0.9, result
     manifest = json.loads((tmp_path / "tiny_torch" / "tflite-int8" / "manifest.json").read_text())
     assert manifest["inputs"][0]["shape"] == [1, 96, 96, 3] and manifest["inputs"][0]["layout"] == "NHWC"
-    assert manifest["quantization"]["method"] == "litert-torch PT2E"
+    assert manifest["quantization"]["range_estimator"] == "litert_torch_histogram"
     assert manifest["preprocess"]["layout"] == "NHWC"
     from edgex.converters.tflite_xnnpack import xnnpack_partitions
 
@@ -83,7 +83,7 @@ def test_tflite_without_litert_torch_names_the_extra(tiny_torch, tmp_path):
 
 def test_python_api_takes_an_nn_module_with_an_example_input(tiny_torch, tmp_path):
     from edgex.api import convert
-    from edgex.sources import load_source
+    from edgex.sources.load import load_source
 
     module = load_source(tiny_torch).model.module
     results = convert(module, "onnx", example_input=torch.zeros(1, 3, 96, 96), output=tmp_path, classes=CLASSES)

@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 from edgex.errors import DataError, MissingInputError, RefusedError  # noqa: E402
 from edgex.models.torch_xception import XceptionConfig, build_xception  # noqa: E402
 from edgex.preprocess import Preprocess  # noqa: E402
-from edgex.sources import load_source  # noqa: E402
-from edgex.torch_sources import sidecar_path, write_sidecar  # noqa: E402
+from edgex.sources.load import load_source  # noqa: E402
+from edgex.sources.pytorch import sidecar_path, write_sidecar  # noqa: E402
 
 SIZE = 80
 CLASSES = ["a", "b", "c"]

@@ -57,7 +57,7 @@ def find_artifacts(paths: list[Path]) -> list[ArtifactRef]:
 
 
 def _from_folder(folder: Path) -> ArtifactRef:
-    from edgex.manifest import load_manifest
+    from edgex.artifacts.manifest import load_manifest
 
     try:
         manifest = load_manifest(folder)

@@ -6,40 +6,11 @@ import json
 import signal
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from edgex.options import BenchSettings
+
 RUNNER = Path(__file__).with_name("runner.py")
-
-
-@dataclass
-class BenchSettings:
-    """How to time: runs continue until both min_runs and min_seconds are reached, after `warmup` runs.
-
-    These are edgex's defaults (the commands read them from here). `threads` None is not resolved on the
-    host: the runner picks every usable core of the machine that runs the artifact (a device's own, with
-    --remote). runner.py repeats the others as its own command-line defaults, since it runs alone on devices.
-    """
-
-    threads: int | None = None
-    min_runs: int = 50
-    min_seconds: float = 10.0
-    warmup: int = 5
-    batch: int = 1
-    device: str = "cpu"
-    timeout_s: float = 1800.0
-    latency: bool = True
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def runner_args(self) -> list[str]:
-        if self.latency:
-            timing = ["--min-runs", self.min_runs, "--min-seconds", self.min_seconds, "--warmup", self.warmup]
-        else:  # accuracy only: one timed run is enough to fill the protocol's fields
-            timing = ["--min-runs", 1, "--min-seconds", 0, "--warmup", 0]
-        threads = ["--threads", self.threads] if self.threads else []
-        return [str(a) for a in [*timing, *threads, "--batch", self.batch, "--device", self.device]]
 
 
 def run_child(model_file: Path, runtime: str, precision: str | None, settings: BenchSettings,

@@ -15,15 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from edgex.bench.artifacts import ArtifactRef, find_artifacts
-from edgex.bench.child import BenchSettings, run_child
+from edgex.bench.child import run_child
 from edgex.evaluation.dataset import LabelledImages, load_labelled, preprocess_images
 from edgex.evaluation.metrics import accuracy, versus_reference
 from edgex.evaluation.reference import SourceReference
+from edgex.options import BenchSettings
 from edgex.preprocess import Preprocess
 from edgex.progress import Reporter
-
-LATENCY_FIELDS = ("load_ms", "first_inference_ms", "warmup", "latency_ms", "runs", "seconds", "batch",
-                  "throughput_ips", "peak_rss_mb")
+from edgex.report.schema import LATENCY_FIELDS, result_row
 
 
 class _EvalInputs:
@@ -111,15 +110,20 @@ def _base_row(ref: ArtifactRef) -> dict:
     size = None
     with contextlib.suppress(OSError):
         size = ref.size_bytes
-    return {"name": ref.name, "target": ref.target, "precision": ref.precision, "path": str(ref.folder),
-            "model_file": ref.model_file.name, "size_bytes": size, "status": "ok", "error": None, "kind": None,
-            "hint": None, "runtime": None, **dict.fromkeys(LATENCY_FIELDS), "accuracy": None, "vs_source": None,
-            "source": (ref.manifest or {}).get("source")}
+    return result_row(ref.name, ref.target, ref.precision, path=str(ref.folder), model_file=ref.model_file.name,
+                      size_bytes=size, source=(ref.manifest or {}).get("source"))
 
 
 def _fail(row: dict, kind: str, error: str, hint: str | None = None) -> dict:
     row.update(status="failed", kind=kind, error=error, hint=hint)
     return row
+
+
+def reference_row(source_path: Path, manifest: dict, accuracy: dict) -> dict:
+    """The FP32 source's row: its target is the source's framework (keras, saved_model or torch)."""
+    source = manifest.get("source") or {}
+    return {"name": "source-fp32", "target": source.get("framework") or "source", "precision": "fp32",
+            "path": str(source_path), "sha256": source.get("sha256"), "accuracy": accuracy}
 
 
 def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | None, reference: SourceReference,
@@ -141,7 +145,7 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
         answer = runner(ref.model_file, ref.runtime, ref.precision, settings,
                         inputs[1] if inputs else None, outputs if inputs else None)
     if getattr(settings, "device", "cpu") == "gpu":
-        from edgex.gpu import check_gpu_answer
+        from edgex.runtimes.gpu import check_gpu_answer
 
         answer = check_gpu_answer(answer)  # onnxruntime falls back to the CPU without a word
     if not answer.get("ok"):
@@ -160,8 +164,6 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
         else:
             source_logits = reference.logits(source_path, batch, key)
             row["vs_source"] = versus_reference(source_logits, logits, labels)
-            references.setdefault(str(source_path), {
-                "name": "source-fp32", "target": "keras", "precision": "fp32", "path": str(source_path),
-                "sha256": (ref.manifest.get("source") or {}).get("sha256"),
-                "accuracy": accuracy(source_logits, labels, classes)})
+            references.setdefault(str(source_path), reference_row(source_path, ref.manifest,
+                                                                  accuracy(source_logits, labels, classes)))
     return row

@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import TextIO
 
-from edgex.bench.child import BenchSettings
 from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP, EXIT_SOME_FAILED
+from edgex.options import BENCH, BenchSettings
 from edgex.remote.cli import add_remote_arguments, check_remote_arguments
 from edgex.scale.cli import add_fleet_arguments, add_ray_arguments, check_scale_arguments, wants_ray
 
-DEFAULTS = BenchSettings()  # the one definition of the timing defaults
 THREADS_HELP = ("intra-op threads (default: every usable core of the machine that runs the artifact: with "
                 "--remote, the device's, from its probe)")
 
@@ -53,16 +52,16 @@ def add_parser(commands) -> None:
     )
     add_artifacts_argument(bench)
     timing = bench.add_argument_group("timing")
-    timing.add_argument("--min-runs", type=int, default=DEFAULTS.min_runs,
+    timing.add_argument("--min-runs", type=int, default=BENCH.min_runs,
                         help="timed runs at least (default %(default)s)")
-    timing.add_argument("--min-seconds", type=float, default=DEFAULTS.min_seconds,
+    timing.add_argument("--min-seconds", type=float, default=BENCH.min_seconds,
                         help="seconds of timed runs at least (default %(default)s)")
-    timing.add_argument("--warmup", type=int, default=DEFAULTS.warmup, help="untimed runs first (default %(default)s)")
-    timing.add_argument("--batch", type=int, default=DEFAULTS.batch,
+    timing.add_argument("--warmup", type=int, default=BENCH.warmup, help="untimed runs first (default %(default)s)")
+    timing.add_argument("--batch", type=int, default=BENCH.batch,
                         help="images per run; throughput is reported (default %(default)s)")
-    timing.add_argument("--device", choices=("cpu", "gpu"), default=DEFAULTS.device,
+    timing.add_argument("--device", choices=("cpu", "gpu"), default=BENCH.device,
                         help="gpu: CUDA/TensorRT providers for onnxruntime, GPU plugin for OpenVINO")
-    timing.add_argument("--timeout", type=float, default=DEFAULTS.timeout_s, help="seconds per artifact before it "
+    timing.add_argument("--timeout", type=float, default=BENCH.timeout_s, help="seconds per artifact before it "
                         "is recorded as failed (default %(default)s)")
     add_accuracy_options(bench, required=False)
     add_output_options(bench)

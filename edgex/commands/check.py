@@ -33,7 +33,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from edgex.manifest import MANIFEST, load_manifest, verify_files
+    from edgex.artifacts.manifest import MANIFEST, load_manifest, verify_files
     from edgex.safety.model_file import check_model_file
     from edgex.safety.sniff import describe
 

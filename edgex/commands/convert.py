@@ -9,6 +9,7 @@ from typing import TextIO
 from edgex.commands.argtypes import floats3, size
 from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP
+from edgex.options import BUDGET, CALIBRATION, CONVERT_OUTPUT, DEFAULT_THRESHOLDS, RANGE_ESTIMATORS
 
 TARGET_CHOICES = ("onnx", "openvino", "tflite", "all")
 
@@ -42,15 +43,17 @@ def add_parser(commands) -> None:
     tgt.add_argument("--recipe", help="int8: force one quantization recipe by name (default: try the target's "
                      "recipes in order, fastest first, and keep the first that passes parity; see README)")
     tgt.add_argument("--float-io", action="store_true", help="tflite int8: keep float input and output")
-    tgt.add_argument("--output", default="edgex-out", help="output folder (default: ./edgex-out)")
+    tgt.add_argument("--output", default=CONVERT_OUTPUT, help="output folder (default: ./%(default)s)")
     cal = convert.add_argument_group("calibration")
     cal.add_argument("--calib-data", help="folder of images, searched recursively "
                      "(default for the embedded model: its 18 photos)")
-    cal.add_argument("--calib-size", type=int, default=300, help="images drawn for calibration (default 300)")
-    cal.add_argument("--calib-method", default="mean_minmax", choices=("mean_minmax", "minmax"),
+    cal.add_argument("--calib-size", type=int, default=CALIBRATION.size,
+                     help="images drawn for calibration (default %(default)s)")
+    cal.add_argument("--calib-method", default=CALIBRATION.method, choices=RANGE_ESTIMATORS,
                      help="activation range estimator: mean of per-image min/max (robust, default) "
                      "or global min/max")
-    cal.add_argument("--seed", type=int, default=0, help="seed of the calibration subset (default 0)")
+    cal.add_argument("--seed", type=int, default=CALIBRATION.seed,
+                     help="seed of the calibration subset (default %(default)s)")
     cal.add_argument("--skip-bad-images", action="store_true",
                      help="skip images that cannot be decoded (counted in the summary and manifest) "
                      "instead of stopping with exit 65")
@@ -66,10 +69,10 @@ def add_parser(commands) -> None:
     gate.add_argument("--parity-data", help="images to check artifacts on (default: calibration images "
                       "held back from calibration)")
     gate.add_argument("--min-agreement", type=float, help="top-1 agreement with the source "
-                      "(default 0.99 fp32, 0.95 fp16, 0.9 int8/dynamic)")
+                      f"(default {_per_precision('min_agreement')})")
     gate.add_argument("--min-cosine", type=float, help="mean logit cosine similarity "
-                      "(default 0.9999 fp32, 0.999 fp16, 0.98 dynamic, 0.95 int8); the worst-5%% cosine must "
-                      "also reach 0.999 / 0.99 / 0.9 / 0.85, or this value if lower")
+                      f"(default {_per_precision('min_cosine')}); the worst-5%% cosine must also reach "
+                      f"{_per_precision('min_tail_cosine')}, or this value if lower")
     acc = convert.add_argument_group("accuracy budget (int8; exit 3 when missed, best artifact kept as "
                                      "<target>-int8-budget-missed)")
     acc.add_argument("--max-accuracy-drop", type=float, metavar="PP",
@@ -78,12 +81,18 @@ def add_parser(commands) -> None:
     acc.add_argument("--min-eval-agreement", type=float, metavar="F",
                      help="top-1 agreement floor with the float source on --eval-data (for unlabelled images)")
     acc.add_argument("--eval-data", help="held-out images to score the budget on (never the calibration images)")
-    acc.add_argument("--budget-trials", type=int, help="re-quantizations allowed per target (default 6)")
+    acc.add_argument("--budget-trials", type=int,
+                     help=f"re-quantizations allowed per target (default {BUDGET.max_trials})")
     out = convert.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress or status lines")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     convert.set_defaults(run=run)
+
+
+def _per_precision(name: str) -> str:
+    """One parity threshold per precision, as the help shows it: '0.99 fp32, 0.95 fp16, ...'."""
+    return ", ".join(f"{getattr(t, name):g} {precision}" for precision, t in DEFAULT_THRESHOLDS.items())
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edgex.commands.console import stdout_reserved
-    from edgex.doctor import diagnose, probe_local, render
+    from edgex.runtimes.doctor import machine_findings, probe_local, render
 
     check_remote_arguments(args)
     if args.remote:
@@ -38,11 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
         with open_device(args) as device:
             machine, where = device.info, str(device.target)
-        findings = diagnose(machine, local=False)
+        findings = machine_findings(machine, local=False)
     else:
         with stdout_reserved():
             machine = probe_local()
-        findings, where = diagnose(machine, local=True), "this machine"
+        findings, where = machine_findings(machine, local=True), "this machine"
     findings["where"] = where
     if args.json:
         print(json.dumps(findings, indent=2))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from edgex.commands.bench import DEFAULTS, add_accuracy_options, add_artifacts_argument, add_output_options
+from edgex.commands.bench import add_accuracy_options, add_artifacts_argument, add_output_options
 from edgex.errors import EXIT_CODES_HELP
+from edgex.options import BENCH
 from edgex.remote.cli import add_remote_arguments, check_remote_arguments
 from edgex.scale.cli import add_ray_arguments, check_scale_arguments
 
@@ -23,7 +24,7 @@ def add_parser(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_artifacts_argument(ev)
-    ev.add_argument("--batch", type=int, default=DEFAULTS.batch, help="images per inference (default %(default)s)")
+    ev.add_argument("--batch", type=int, default=BENCH.batch, help="images per inference (default %(default)s)")
     add_accuracy_options(ev, required=True)
     add_output_options(ev)
     add_remote_arguments(ev, device=False)  # the runner evaluates on the device; logits come back
@@ -32,8 +33,8 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgex.bench.child import BenchSettings
     from edgex.commands.bench import run_and_report
+    from edgex.options import BenchSettings
 
     check_remote_arguments(args)
     check_scale_arguments(args)

@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgex.commands.console import stdout_reserved
-    from edgex.inspect_model import inspect, render
+    from edgex.sources.inspect import inspect, render
 
     with stdout_reserved(silence_native=not args.debug) as stdout:
         info = inspect(Path(args.model) if args.model else None, trust_model=args.trust_model)

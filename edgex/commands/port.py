@@ -7,6 +7,7 @@ import json
 
 from edgex.commands.console import reporter_for, stdout_reserved
 from edgex.errors import EXIT_CODES_HELP
+from edgex.options import PORT
 
 
 def add_parser(commands) -> None:
@@ -24,8 +25,8 @@ def add_parser(commands) -> None:
     port.add_argument("--output", required=True, help="the .safetensors file to write (sidecar: same name, .json)")
     port.add_argument("--verify-data", help="folder of images to verify the port on, besides 4 noise images "
                       "(default for the embedded model: its 18 photos)")
-    port.add_argument("--tolerance", type=float, default=1e-3,
-                      help="largest allowed |Keras - PyTorch| logit difference (default 1e-3)")
+    port.add_argument("--tolerance", type=float, default=PORT.tolerance,
+                      help="largest allowed |Keras - PyTorch| logit difference (default %(default)s)")
     port.add_argument("--trust-model", action="store_true", help="allow .h5 and Lambda layers when loading")
     port.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     port.add_argument("-q", "--quiet", action="store_true", help="no status lines")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgex.errors import MissingInputError
-    from edgex.port import port_keras
+    from edgex.sources.port import port_keras
 
     verify = Path(args.verify_data) if args.verify_data else None
     if verify is not None and not verify.is_dir():

@@ -36,7 +36,7 @@ def add_parser(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgex.pipeline_config import plan_from_config
+    from edgex.run.config import plan_from_config
 
     plan = plan_from_config(args.config)
     if args.dry_run:
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from edgex.commands.console import reporter_for, stdout_reserved
     from edgex.errors import EXIT_SOME_FAILED
     from edgex.report.markdown import render_markdown
-    from edgex.run_pipeline import run_pipeline
+    from edgex.run.execute import run_pipeline
 
     with stdout_reserved(silence_native=not args.debug) as stdout:
         reporter = reporter_for(args, stdout)

@@ -55,19 +55,11 @@ def _grid(fq) -> tuple[np.ndarray, np.ndarray]:
 _ADDED_BY_NNCF = ("FakeQuantize", "Convert", "Multiply", "Subtract", "Constant")
 
 
-def _ordinals(model) -> dict[str, str]:
-    """friendly name -> 'Type#k' (k-th op of its type in graph order), how the converter finds ops again."""
-    out, counts = {}, {}
-    for op in model.get_ordered_ops():
-        kind = op.get_type_name()
-        out[op.get_friendly_name()] = f"{kind}#{counts.get(kind, 0)}"
-        counts[kind] = counts.get(kind, 0) + 1
-    return out
-
-
 def rows_of(model) -> list[dict]:
     rows = []
-    ordinals = _ordinals(model)
+    from edgex.converters.openvino import op_ordinals
+
+    ordinals = op_ordinals(model)
     for fq in _fake_quants(model):
         producer = fq.input_value(0).get_node()
         users = [ordinals[t.get_node().get_friendly_name()] if t.get_node().get_type_name() not in _ADDED_BY_NNCF

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edgex.artifact import read_manifest
+from edgex.artifacts.publish import read_manifest
 from edgex.diagnose.invariants import check
 from edgex.diagnose.metrics import ErrorStats, agreement, rounded
 from edgex.diagnose.names import keras_layers, part_of_layer, primary_layer
-from edgex.errors import EdgexError, MissingInputError, UsageError
+from edgex.errors import MissingInputError, UsageError
 
 DEFAULT_SAMPLES = 8
 
@@ -95,14 +95,10 @@ def diagnose(artifact: Path, calib_data: Path, samples: int = DEFAULT_SAMPLES, i
 
 
 def _users(target: str, model_path: Path, images: list[np.ndarray], precision: str | None):
-    """The artifact's outputs as edgex eval runs it, and what ran; a runtime that cannot load is an error."""
-    from edgex.bench.runner import RunnerError
+    """The artifact's outputs as edgex eval runs it, and what ran; a runtime that cannot load is a typed error."""
     from edgex.diagnose.source import users_logits
 
-    try:
-        return users_logits(target, model_path, images, precision)
-    except RunnerError as exc:
-        raise EdgexError(f"cannot run {model_path} as users do: {exc}") from exc
+    return users_logits(target, model_path, images, precision)
 
 
 def _runtime_section(target, model_path, images, raw, users, info, layers, source_logits, emulate_cpu) -> dict:
@@ -193,7 +189,7 @@ def _tflite_reference(artifact: Path, manifest: dict, tmp: Path) -> Path:
     from edgex.converters.base import ConvertOptions
     from edgex.converters.tflite import convert
     from edgex.preprocess import Preprocess
-    from edgex.sources import load_source
+    from edgex.sources.load import load_source
 
     path = Path(manifest.get("source", {}).get("path", ""))
     if not path.exists():

@@ -55,14 +55,14 @@ def quantized_tensors(int8_path: Path, fp32_path: Path) -> list[dict]:
     float_index = {d["name"]: d["index"] for d in ref.get_tensor_details() if d["dtype"] == np.float32}
     details = {d["index"]: d for d in quant.get_tensor_details()}
     producers = {}
-    for op in quant._get_ops_details():  # noqa: SLF001 (the interpreter's documented debug view)
+    for op in quant._get_ops_details():  # the interpreter's documented debug view
         for out in op["outputs"]:
             producers[out] = op["op_name"]
     consumers: dict[int, list[int]] = {}
-    for op in ref._get_ops_details():  # noqa: SLF001
+    for op in ref._get_ops_details():
         for i in op["inputs"]:
             consumers.setdefault(int(i), []).append(op["index"])
-    ref_ops = {op["index"]: op for op in ref._get_ops_details()}  # noqa: SLF001
+    ref_ops = {op["index"]: op for op in ref._get_ops_details()}
     ref_details = {d["index"]: d for d in ref.get_tensor_details()}
     rows = []
     order = [d["index"] for d in quant.get_input_details()] + sorted(producers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgex.artifact import read_manifest
+from edgex.artifacts.publish import read_manifest
 from edgex.diagnose.names import WEIGHTED, primary_layer
 
 
@@ -26,7 +26,7 @@ def trace_siblings(artifact: Path, layers: dict[str, str]) -> dict[str, dict[str
             continue
         try:
             tables[manifest["target"]] = reader(path, layers)
-        except Exception:  # noqa: BLE001 (a sibling we cannot read only loses its column)
+        except Exception:  # a sibling we cannot read only loses its column
             continue
     return tables
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgex.errors import DataError, MissingInputError
-from edgex.evaluate import labelled_folder
+from edgex.evaluation.labelled import labelled_folder
 
 
 @dataclass

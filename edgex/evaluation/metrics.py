@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgex.parity import compare
+from edgex.conversion.parity import compare
 
 BOOTSTRAP_SAMPLES = 2000
 

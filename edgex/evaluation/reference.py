@@ -37,7 +37,7 @@ class SourceReference:
 
     @staticmethod
     def _check(path: Path, sha256: str | None) -> tuple[Path | None, str | None]:
-        from edgex.sources import sha256_path
+        from edgex.artifacts.hashing import sha256_path
 
         if not path.exists():
             return None, f"source model {path} is not on this machine"

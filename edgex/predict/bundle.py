@@ -35,8 +35,8 @@ class Bundle:
 
 def build_bundle(artifact: Path, output: Path, force: bool = False) -> Bundle:
     """Write the bundle of `artifact` to `output` (a .tar.gz/.tgz file, else a folder)."""
+    from edgex.artifacts.manifest import load_manifest, verify_files
     from edgex.converters import TARGETS
-    from edgex.manifest import load_manifest, verify_files
 
     folder = Path(artifact)
     if folder.is_file() and (folder.parent / "manifest.json").is_file():

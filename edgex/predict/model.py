@@ -39,8 +39,8 @@ class Predictor:
             self._open_source(threads, device, trust_model)
 
     def _open_artifact(self, folder: Path, threads: int | None, device: str) -> None:
+        from edgex.artifacts.manifest import load_manifest, verify_files
         from edgex.converters import TARGETS
-        from edgex.manifest import load_manifest, verify_files
         from edgex.preprocess import Preprocess
         from edgex.safety.model_file import check_model_file
 
@@ -61,20 +61,20 @@ class Predictor:
         self.fixed_batch = _fixed_batch(manifest)
         self.session = _open(self.runtime, model_file, manifest.get("precision"), threads, device)
         if device == "gpu":
-            from edgex.gpu import ran_on_gpu
+            from edgex.runtimes.gpu import ran_on_gpu
 
             if not ran_on_gpu({"runtime": self.session.info}):
                 raise MissingDependencyError(f"{self.runtime} cannot run {model_file.name} on a GPU here",
                                              "Run edgex doctor to see which GPU back-ends are missing.")
 
     def _open_source(self, threads: int | None, device: str, trust_model: bool) -> None:
-        from edgex.runtimes import open_runtime
+        from edgex.runtimes.source import SourceSession
 
         if device != "cpu":
             raise UsageError("--device gpu applies to converted artifacts", "Convert first, or use --device cpu.")
-        # the keras adapter loads safe formats only; trusted ones (.h5, SavedModel, .pt2) are loaded here
-        session = _TrustedSource(self.path, threads) if trust_model else open_runtime("keras", self.path, None, threads)
-        self.folder, self.manifest, self.kind, self.runtime = self.path, None, "source", "keras"
+        session = SourceSession(self.path, None, threads, trust_model=trust_model)
+        self.folder, self.manifest, self.kind = self.path, None, "source"
+        self.runtime = session.source.framework
         self.session = session
         self.preprocess = session.source.preprocess
         self.classes = session.source.classes
@@ -93,7 +93,7 @@ class Predictor:
         step = self.fixed_batch or len(batch)
         try:
             out = [self.session.run(batch[i : i + step]) for i in range(0, len(batch), step)]
-        except Exception as exc:  # noqa: BLE001 (runtimes raise anything on a bad graph)
+        except Exception as exc:  # runtimes raise anything on a bad graph
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise DataError(f"{self.runtime} failed running {self.path.name}: {first}",
                             "Is the artifact complete? Re-run edgex convert.") from exc
@@ -129,20 +129,6 @@ class Predictor:
     def __repr__(self) -> str:
         state = "closed" if self.session is None else self.runtime
         return f"<edgex Predictor {self.path} ({self.kind}, {state}, {len(self.classes or [])} classes)>"
-
-
-class _TrustedSource:
-    """A source model loaded with trust_model (.h5, SavedModel, .pt2): edgex.runtimes.keras.KerasSession's
-    interface (`source`, `info`, `run`), which loads safe formats only."""
-
-    def __init__(self, path: Path, threads: int | None):
-        from edgex.sources import load_source
-
-        self.source = load_source(path, trust_model=True)
-        self.info = {"name": "source", "runtime": self.source.framework, "precision": "fp32", "threads": threads}
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        return self.source.predict(batch.astype(np.float32, copy=False))
 
 
 def load(model: str | Path, *, device: str = "cpu", threads: int | None = None, trust_model: bool = False,
@@ -201,12 +187,7 @@ def _fixed_batch(manifest: dict) -> int | None:
 
 
 def _open(runtime: str, model_file: Path, precision: str | None, threads: int | None, device: str):
-    """open_runtime, its RunnerError turned into edgex's typed errors (and exit codes)."""
-    from edgex.bench.runner import RunnerError
+    """open_runtime: a runtime that cannot load is already a typed edgex error (and exit code) there."""
     from edgex.runtimes import open_runtime
 
-    try:
-        return open_runtime(runtime, model_file, precision, threads, device)
-    except RunnerError as exc:
-        kind = {"missing_runtime": MissingDependencyError, "bad_input": MissingInputError}.get(exc.kind, DataError)
-        raise kind(exc.message, exc.hint) from exc
+    return open_runtime(runtime, model_file, precision, threads, device)

@@ -249,7 +249,7 @@ def open_model(folder: Path, manifest: dict, threads: int | None = None):
             return OpenVino(path, threads, manifest.get("precision"))
     except ModelError:
         raise
-    except Exception as exc:  # noqa: BLE001 (runtimes raise anything on a bad file)
+    except Exception as exc:  # runtimes raise anything on a bad file
         raise ModelError(f"cannot load {path.name}: {str(exc).strip().splitlines()[0][:300]}") from exc
     raise ModelError(f"no runtime for {path.name} (expected .tflite, .onnx or .xml)")
 
@@ -340,7 +340,7 @@ def _predict(paths: list[str], folder: Path, manifest: dict, args: argparse.Name
     def run(batch: np.ndarray) -> np.ndarray:
         try:
             return model.run(batch)
-        except Exception as exc:  # noqa: BLE001 (runtimes raise anything)
+        except Exception as exc:  # runtimes raise anything
             raise ModelError(f"the runtime failed: {str(exc).strip().splitlines()[0][:300]}") from exc
 
     spec, rows = manifest.get("preprocess"), []

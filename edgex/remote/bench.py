@@ -14,10 +14,10 @@ import json
 from pathlib import Path
 
 from edgex.errors import RemoteError
-from edgex.gpu import check_gpu_answer
 from edgex.remote.ssh import CallTimeout, Deadline, SshClient, SshOptions
 from edgex.remote.target import RemoteTarget
 from edgex.remote.workspace import RemoteWorkspace
+from edgex.runtimes.gpu import check_gpu_answer
 
 RUNNER_NAME = "runner.py"
 DEFAULT_PYTHON = "python3"
@@ -30,7 +30,7 @@ def _runner_path() -> Path:
 
 
 def sha256_of(path: Path) -> str:
-    from edgex.sources import sha256_file
+    from edgex.artifacts.hashing import sha256_file
 
     return sha256_file(path)
 
@@ -131,11 +131,11 @@ class RemoteDevice:
         found = (self.info.get("runtimes") or {}).get(runtime) or {}
         if found.get("available", True):
             return None
-        from edgex.bench.runner import INSTALL_HINTS
+        from edgex.runtimes import install_hint
 
         return {"ok": False, "kind": "missing_runtime",
                 "error": f"{runtime} is not installed on {self.target} ({self.python})",
-                "hint": f"On the device: {found.get('hint') or INSTALL_HINTS.get(runtime)}"}
+                "hint": f"On the device: {found.get('hint') or install_hint(runtime)}"}
 
     def _put_artifact(self, model_file: Path) -> str:
         """Copy the artifact's files (once) into their own sub-folder, verify them on the device.

@@ -11,6 +11,15 @@ from edgex.errors import DataError, MissingInputError
 
 SCHEMA = "edgex-report"
 SCHEMA_VERSION = 1
+LATENCY_FIELDS = ("load_ms", "first_inference_ms", "warmup", "latency_ms", "runs", "seconds", "batch",
+                  "throughput_ips", "peak_rss_mb")
+
+
+def result_row(name: str, target: str, precision: str, **known) -> dict:
+    """One result row with every key a report reader looks up, None where unknown: the one place rows are built."""
+    return {"name": name, "target": target, "precision": precision, "path": None, "model_file": None,
+            "size_bytes": None, "status": "ok", "error": None, "kind": None, "hint": None, "runtime": None,
+            **dict.fromkeys(LATENCY_FIELDS), "accuracy": None, "vs_source": None, "source": None, **known}
 
 
 def row_threads(row: dict) -> int | None:
@@ -20,7 +29,7 @@ def row_threads(row: dict) -> int | None:
 
 def machine_fingerprint() -> dict:
     """CPU model, cores, ISA flags, OS, memory, runtimes (from the runner's probe) and library versions."""
-    from edgex.bench.runner import probe
+    from edgex.runtimes import probe
     from edgex.versions import tool_versions
 
     info = probe()

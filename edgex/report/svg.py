@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-TARGET_COLOURS = {"onnx": "#1f77b4", "openvino": "#7b3fb5", "tflite": "#e6740b", "keras": "#2ca02c"}
+TARGET_COLOURS = {"onnx": "#1f77b4", "openvino": "#7b3fb5", "tflite": "#e6740b", "keras": "#2ca02c",
+                  "torch": "#2ca02c", "saved_model": "#2ca02c"}
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 760, 440, 70, 150, 20, 50
 
 

@@ -51,7 +51,8 @@ def result_cells(row: dict) -> list[str]:
 def reference_cells(ref: dict) -> list[str]:
     accuracy = ref.get("accuracy") or {}
     return [f"{ref['name']} (reference)", "ok", _num(accuracy.get("top1"), 4), _num(accuracy.get("top5"), 4), "0",
-            "1.0000", "–", "–", "–", "–", "–", "–", "keras (in-process)"]
+            "1.0000", "–", "–", "–", "–", "–", "–",
+            f"{ref.get('target') or 'source'} (in-process)"]
 
 
 def machine_line(report: dict) -> str:

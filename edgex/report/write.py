@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from edgex.artifact import write_json
+from edgex.artifacts.hashing import write_json
 from edgex.errors import output_failure
 from edgex.report.html import render_html
 from edgex.report.markdown import render_markdown

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgex.artifacts.signals import pause_point
 from edgex.errors import EdgexError, MissingDependencyError, RemoteError, UsageError
-from edgex.signals import pause_point
 
 IN_FLIGHT_PER_WORKER = 2  # one running, one queued: the worker never waits, the object store stays small
 SHARD_ATTEMPTS = 3  # after Ray's own retries (max_task_retries): a shard lost this often fails the artifact
@@ -112,7 +112,8 @@ class ShardWorker:
 
         import ray
 
-        from edgex.bench.runner import RunnerError, open_session
+        from edgex.errors import EdgexError
+        from edgex.runtimes import failure_row, open_runtime
 
         if self.session is not None or self.error is not None:
             return
@@ -122,11 +123,11 @@ class ShardWorker:
         try:
             for name, data in ray.get(files[0]).items():
                 (folder / name).write_bytes(data)
-            self.session = open_session(runtime, folder / model_name, precision, threads, device)
+            self.session = open_runtime(runtime, folder / model_name, precision, threads, device)
             if runtime == "litert":
                 self.session.resize(self.batch)
-        except RunnerError as exc:
-            self.error = exc.to_dict()
+        except EdgexError as exc:
+            self.error = failure_row(exc)
         finally:  # every runtime holds the model in memory (or a mapping) once loaded
             shutil.rmtree(folder, ignore_errors=True)
         self.load_ms = (time.perf_counter() - started) * 1000.0
@@ -141,11 +142,12 @@ class ShardWorker:
                 "node": ray.util.get_node_ip_address()}
 
     def run(self, shard: int, start: int, inputs: np.ndarray, files: list) -> tuple[int, int, np.ndarray, int]:
-        from edgex.bench.runner import RunnerError, predict
+        from edgex.errors import DataError
+        from edgex.runtimes import predict
 
         self._load(files)
         if self.session is None:
-            raise RunnerError(self.error["kind"], self.error["error"], self.error.get("hint"))
+            raise DataError(self.error["error"], self.error.get("hint"))
         return shard, start, predict(self.session, np.asarray(inputs, dtype=np.float32), self.batch), os.getpid()
 
 

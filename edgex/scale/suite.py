@@ -30,7 +30,7 @@ def decode_error(path: Path) -> str | None:
 
 def split_decodable(data: LabelledImages, threads: int | None = None) -> tuple[LabelledImages, list[dict]]:
     """(the images that decode, [{"file", "reason"}] for those that do not); Pillow decodes without the GIL."""
-    from edgex.bench.runner import usable_cores
+    from edgex.runtimes import usable_cores
 
     with ThreadPoolExecutor(max_workers=threads or usable_cores()) as pool:
         reasons = list(pool.map(decode_error, data.files))

@@ -6,7 +6,7 @@ The suite never trains: it loads these committed weights, so the tiny model is t
 every machine (a float forward pass differs in its last bits between CPUs, and a head fitted on it
 would too). A seeded random Xception (width 1/8, 2 middle blocks, 96x96) gets BatchNorm statistics
 and a ridge-regression head from the generated images; the weights are stored as float16 values.
-After regenerating, update TINY_WEIGHTS_SHA256 in tests/conftest.py and rerun the suite on a
+After regenerating, update TINY_WEIGHTS_SHA256 in tests/helpers.py and rerun the suite on a
 machine without VNNI as well (the int8 margin test says why).
 """
 
@@ -63,9 +63,9 @@ def main() -> None:
     import tempfile
 
     import keras
-    from conftest import CLASSES, TINY_SIZE, write_images
+    from helpers import CLASSES, TINY_SIZE, write_images
 
-    from edgex.evaluate import labelled_folder, preprocess_all
+    from edgex.evaluation.labelled import labelled_folder, preprocess_all
     from edgex.models.keras_xception import build_xception
     from edgex.preprocess import Preprocess
 

@@ -2,33 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Minimum top-1 agreement, mean logit cosine and worst-5% cosine an artifact must reach.
-
-    The tail matters: a kernel that saturates on a few images barely moves the mean."""
-
-    min_agreement: float
-    min_cosine: float
-    min_tail_cosine: float = 0.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-# Float artifacts must match almost exactly; int8 may flip a few near-tie images but must
-# stay close: a broken scale or a collapsed range drops agreement and cosine far below these.
-DEFAULT_THRESHOLDS = {
-    "fp32": Thresholds(min_agreement=0.99, min_cosine=0.9999, min_tail_cosine=0.999),
-    "fp16": Thresholds(min_agreement=0.95, min_cosine=0.999, min_tail_cosine=0.99),
-    "dynamic": Thresholds(min_agreement=0.9, min_cosine=0.98, min_tail_cosine=0.9),
-    "int8": Thresholds(min_agreement=0.9, min_cosine=0.95, min_tail_cosine=0.85),
-}
+from edgex.options import Thresholds
 
 
 def comparable(outputs: np.ndarray, output_kind: str = "logits") -> np.ndarray:

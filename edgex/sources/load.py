@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgex.artifacts.hashing import sha256_path
 from edgex.errors import DataError, MissingDependencyError, MissingInputError, RefusedError, UsageError
 from edgex.preprocess import Preprocess
 
@@ -23,25 +23,6 @@ def quiet_tensorflow() -> None:
     """TensorFlow logs pages of C++ info on import; edgex reports what matters itself."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sha256_path(path: Path) -> str:
-    """Hash of a file, or of every file in a folder (relative names and contents)."""
-    if path.is_file():
-        return sha256_file(path)
-    digest = hashlib.sha256()
-    for child in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(child.relative_to(path).as_posix().encode() + b"\0")
-        digest.update(sha256_file(child).encode())
-    return digest.hexdigest()
 
 
 @dataclass
@@ -252,7 +233,7 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
             raise UsageError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
         model, framework = _load_saved_model(path), "saved_model"
     elif path.suffix.lower() in (".safetensors", ".pt", ".pth", ".pt2"):
-        from edgex.torch_sources import load_torch_source
+        from edgex.sources.pytorch import load_torch_source
 
         return load_torch_source(path, trust_model=trust_model, classes=classes)
     elif path.suffix.lower() in (".keras", ".h5", ".hdf5"):

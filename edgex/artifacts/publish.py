@@ -1,29 +1,28 @@
 """Artifact folders: staging beside the destination, manifest written last, atomic rename into place.
 
 A failed or interrupted run leaves no half artifact: until the rename, everything lives in a
-hidden staging folder that is removed on failure, on SIGINT/SIGTERM (see edgex.signals), or, after
+hidden staging folder that is removed on failure, on SIGINT/SIGTERM (see edgex.artifacts.signals), or, after
 a kill -9, by the next run into the same folder. A full disk is exit 74 with the staging removed.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from edgex.artifacts.hashing import sha256_file, write_json
+from edgex.artifacts.lock import pid_alive
+from edgex.artifacts.manifest import MANIFEST, parse_manifest
+from edgex.artifacts.signals import deferred_signals, pause_point
 from edgex.errors import EdgexError, is_disk_full, output_failure
-from edgex.lock import pid_alive
-from edgex.manifest import MANIFEST, parse_manifest
-from edgex.signals import deferred_signals, pause_point
-from edgex.sources import sha256_file
 
 STAGING_PREFIX = ".edgex-staging-"
 __all__ = ["MANIFEST", "STAGING_PREFIX", "artifact_dir", "clean_stale_staging", "describe_files", "publish",
-           "read_manifest", "staged", "write_json"]
+           "read_manifest", "staged"]
 
 
 def artifact_dir(output: Path, model_name: str, target: str, precision: str) -> Path:
@@ -106,30 +105,13 @@ def publish(staging: Path, destination: Path, manifest: dict) -> None:
         raise output_failure(exc, destination) from exc
 
 
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically: a temp file, fsync, rename; on any failure the temp file is removed."""
-    path = Path(path)
-    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=False, default=str)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        tmp.replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def describe_files(files: list[Path], root: Path) -> list[dict]:
     return [{"name": p.relative_to(root).as_posix(), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
             for p in files]
 
 
 def read_manifest(folder: Path) -> dict:
-    """The manifest of an artifact folder, validated (see edgex.manifest.parse_manifest)."""
+    """The manifest of an artifact folder, validated (see edgex.artifacts.manifest.parse_manifest)."""
     path = Path(folder) / MANIFEST
     try:
         text = path.read_bytes()

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from edgex.errors import DataError, GateError, OutputError
+from edgex.options import PORT
 from edgex.preprocess import Preprocess, find_images
 
-DEFAULT_TOLERANCE = 1e-3
 NOISE_IMAGES = 4
 _ALLOWED = {"InputLayer", "Conv2D", "SeparableConv2D", "BatchNormalization", "Activation", "ReLU",
             "MaxPooling2D", "Add", "GlobalAveragePooling2D", "Dense", "Dropout", "Functional", "Model"}
@@ -201,7 +201,7 @@ def verification_inputs(preprocess: Preprocess, images: Path | None, limit: int 
 
 def max_logit_difference(source, module, inputs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Largest |Keras - PyTorch| over all inputs and outputs, and both outputs."""
-    from edgex.torch_sources import TorchModel
+    from edgex.sources.pytorch import TorchModel
 
     reference = np.concatenate([source.predict(inputs[i : i + 8]) for i in range(0, len(inputs), 8)])
     candidate = TorchModel(module).predict(inputs, source.preprocess.layout)
@@ -211,13 +211,13 @@ def max_logit_difference(source, module, inputs: np.ndarray) -> tuple[float, np.
 
 
 def port_keras(model_path: Path | None, output: Path, *, verify_data: Path | None = None,
-               tolerance: float = DEFAULT_TOLERANCE, trust_model: bool = False, reporter=None) -> dict:
+               tolerance: float = PORT.tolerance, trust_model: bool = False, reporter=None) -> dict:
     """Port, verify, then write OUTPUT (.safetensors) and its sidecar; returns a summary."""
     from safetensors.torch import save_file
 
     from edgex.models.torch_xception import build_xception
-    from edgex.sources import default_calibration_dir, load_source
-    from edgex.torch_sources import sidecar_path
+    from edgex.sources.load import default_calibration_dir, load_source
+    from edgex.sources.pytorch import sidecar_path
 
     output = Path(output)
     if output.suffix.lower() != ".safetensors":
@@ -255,7 +255,7 @@ def port_keras(model_path: Path | None, output: Path, *, verify_data: Path | Non
 
 
 def _write(output: Path, module, config, source, verification: dict, save_file) -> None:
-    from edgex.torch_sources import sidecar_path, write_sidecar
+    from edgex.sources.pytorch import sidecar_path, write_sidecar
 
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

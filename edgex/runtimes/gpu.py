@@ -35,7 +35,7 @@ def gpu_backends(runtimes: dict | None = None, local: bool = True) -> list[dict]
     driver libraries and device nodes are checked too (a remote probe cannot say more than its lists).
     """
     if runtimes is None:
-        from edgex.bench.runner import probe_runtimes
+        from edgex.runtimes import probe_runtimes
 
         runtimes = probe_runtimes()
     rows = [_onnx_row(runtimes.get("onnxruntime") or {}, provider, local) for provider in GPU_PROVIDERS]

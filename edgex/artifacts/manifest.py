@@ -73,7 +73,7 @@ def load_manifest(folder: Path | str) -> dict:
 
 def verify_files(folder: Path | str, manifest: dict) -> None:
     """Every file the manifest lists exists with its recorded size and sha256 (catches truncated copies)."""
-    from edgex.sources import sha256_file
+    from edgex.artifacts.hashing import sha256_file
 
     folder = Path(folder)
     for entry in manifest["files"]:

@@ -6,17 +6,15 @@ The facts come from the benchmark runner's `probe` (the same one-file runner tha
 
 from __future__ import annotations
 
-X86 = ("x86_64", "amd64", "i386", "i686")
-ARM = ("aarch64", "arm64", "armv7l", "armv8l", "armv6l")
-_X86_DOT = ("amx_int8", "avx512_vnni", "avx_vnni")
+from edgex.isa import ARM64_MACHINES, ARM_INT8_DOT, ARM_MACHINES, X86_INT8_DOT, X86_MACHINES
 
 
 def int8_outlook(machine: str, isa: list[str]) -> dict:
     """Whether int8 artifacts should be faster than fp32 here, and why (the CPU's int8 dot-product support)."""
     flags = set(isa)
     machine = (machine or "").lower()
-    if machine in X86:
-        dots = [f for f in _X86_DOT if f in flags]
+    if machine in X86_MACHINES:
+        dots = [f for f in X86_INT8_DOT if f in flags]
         if dots:
             return {"int8_dot_product": True, "features": dots,
                     "why": f"{', '.join(dots)}: int8 convolutions use dot-product instructions; "
@@ -27,14 +25,14 @@ def int8_outlook(machine: str, isa: list[str]) -> dict:
                     "1-1.5x faster than fp32 and sometimes slower; the model is still 4x smaller"}
         return {"int8_dot_product": False, "features": [],
                 "why": "no AVX2 and no VNNI: int8 kernels have little to work with; int8 may be slower than fp32"}
-    if machine in ARM:
-        dots = [f for f in ("i8mm", "asimddp") if f in flags]
+    if machine in ARM_MACHINES:
+        dots = [f for f in ARM_INT8_DOT if f in flags]
         if dots:
             names = {"i8mm": "i8mm (int8 matrix multiply)", "asimddp": "NEON dotprod (asimddp)"}
             return {"int8_dot_product": True, "features": dots,
                     "why": f"{', '.join(names[f] for f in dots)}: XNNPACK and ONNX Runtime use int8 dot products; "
                     "expect int8 clearly faster than fp32"}
-        arm32 = machine != "aarch64" and machine != "arm64"
+        arm32 = machine not in ARM64_MACHINES
         return {"int8_dot_product": False, "features": ["neon"] if {"neon", "asimd"} & flags else [],
                 "why": "no NEON dotprod (e.g. Cortex-A72 in a Raspberry Pi 4"
                 + ("; and a 32-bit OS" if arm32 else "") + "): int8 uses widening NEON multiplies, typically "
@@ -42,9 +40,9 @@ def int8_outlook(machine: str, isa: list[str]) -> dict:
     return {"int8_dot_product": None, "features": [], "why": f"unknown CPU architecture {machine or '?'}"}
 
 
-def diagnose(machine: dict, local: bool) -> dict:
+def machine_findings(machine: dict, local: bool) -> dict:
     """The doctor's findings for one probed machine (the runner probe's dict)."""
-    from edgex.gpu import gpu_backends
+    from edgex.runtimes.gpu import gpu_backends
 
     runtimes = machine.get("runtimes") or {}
     return {"machine": machine, "int8": int8_outlook(machine.get("machine", ""), machine.get("isa") or []),
@@ -71,7 +69,7 @@ def _notes(machine: dict, runtimes: dict) -> list[str]:
 
 
 def probe_local() -> dict:
-    from edgex.bench.runner import probe
+    from edgex.runtimes import probe
 
     info = probe()
     info.pop("ok", None)

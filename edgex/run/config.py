@@ -9,58 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgex.errors import DataError, MissingInputError, UsageError
-
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+from edgex.options import PRECISIONS, EvaluationOptions, RunOptions, yaml_schema
 
 
-def _is_number(v) -> bool:
-    return _is_int(v) or isinstance(v, float)
+def validate(config, schema: dict | None = None, where: str = "") -> None:
+    """Raise UsageError for the first unknown key or mistyped value, naming it and suggesting a fix.
 
-
-def _is_size(v) -> bool:
-    return _is_int(v) or (isinstance(v, list) and len(v) == 2 and all(map(_is_int, v)))
-
-
-def _is_triple(v) -> bool:
-    return _is_number(v) or (isinstance(v, list) and len(v) == 3 and all(map(_is_number, v)))
-
-
-def _is_names(v) -> bool:
-    return isinstance(v, str) or (isinstance(v, list) and all(isinstance(x, str) for x in v))
-
-
-STR = (lambda v: isinstance(v, str), "a string")
-BOOL = (lambda v: isinstance(v, bool), "true or false")
-INT = (_is_int, "an integer")
-NUMBER = (_is_number, "a number")
-NAMES = (_is_names, "a name or a list of names")
-# Each key: (check, what it must be) or a nested section. `model` is the one required key.
-SCHEMA: dict = {
-    "model": STR,
-    "trust_model": BOOL,
-    "classes": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of class names"),
-    "output": STR,
-    "report": STR,
-    "targets": NAMES,
-    "precisions": NAMES,
-    "preprocess": {
-        "interpolation": STR, "input_size": (_is_size, "N or [H, W]"), "crop_fraction": NUMBER,
-        "mean": (_is_triple, "a number or three"), "std": (_is_triple, "a number or three"), "layout": STR,
-    },
-    "calibration": {"data": STR, "size": INT, "method": STR, "seed": INT},
-    "parity": {"data": STR, "min_agreement": NUMBER, "min_cosine": NUMBER},
-    "evaluation": {"data": STR, "source": BOOL},
-    "bench": {"threads": INT, "min_runs": INT, "min_seconds": NUMBER, "warmup": INT, "batch": INT, "device": STR,
-              "timeout": NUMBER},
-}
-
-
-def validate(config, schema: dict = SCHEMA, where: str = "") -> None:
-    """Raise UsageError for the first unknown key or mistyped value, naming it and suggesting a fix."""
+    The schema (default: edgex.options.yaml_schema()) comes from the options classes that hold the defaults.
+    """
+    schema = yaml_schema() if schema is None else schema
     if not isinstance(config, dict):
         raise UsageError(f"{where or 'the config'} must be a mapping of keys to values")
     for key, value in config.items():
@@ -147,8 +104,9 @@ def plan_from_config(path: Path) -> PipelinePlan:
     def resolve(value: str | None) -> Path | None:
         return None if value is None else (path.parent / Path(value).expanduser()).resolve()
 
-    targets = [info.name for name in _names(config.get("targets"), ["all"]) for info in resolve_targets(name)]
-    precisions = _names(config.get("precisions"), ["fp32", "int8"])
+    targets = [info.name for name in _names(config.get("targets"), list(RunOptions.targets))
+               for info in resolve_targets(name)]
+    precisions = _names(config.get("precisions"), list(RunOptions.precisions))
     for precision in precisions:
         if precision not in PRECISIONS:
             close = difflib.get_close_matches(precision, PRECISIONS, n=1)
@@ -156,7 +114,7 @@ def plan_from_config(path: Path) -> PipelinePlan:
             raise UsageError(f"unknown precision '{precision}' in {path}",
                              f"{hint}Precisions: {', '.join(PRECISIONS)}.")
     model = resolve(config["model"])
-    output = resolve(config.get("output", "edgex-out"))
+    output = resolve(config.get("output", RunOptions.output))
     pre, cal, parity = config.get("preprocess", {}), config.get("calibration", {}), config.get("parity", {})
     size = pre.get("input_size")
     convert = {
@@ -165,7 +123,7 @@ def plan_from_config(path: Path) -> PipelinePlan:
         "mean": _triple(pre.get("mean")), "std": _triple(pre.get("std")), "layout": pre.get("layout"),
         "input_size": tuple(size) if isinstance(size, list) else (size, size) if size else None,
         "min_agreement": parity.get("min_agreement"), "min_cosine": parity.get("min_cosine"),
-        "trust_model": config.get("trust_model", False), "classes": config.get("classes"),
+        "trust_model": config.get("trust_model", RunOptions.trust_model), "classes": config.get("classes"),
     }
     for key, name in (("size", "calib_size"), ("method", "calib_method"), ("seed", "seed")):
         if key in cal:
@@ -176,7 +134,7 @@ def plan_from_config(path: Path) -> PipelinePlan:
         config_path=path, model=model, model_name=model.stem if model.suffix else model.name, output=output,
         report=resolve(config["report"]) if "report" in config else output / "report", targets=targets,
         precisions=precisions, convert=convert, eval_data=resolve(evaluation.get("data")),
-        use_source=evaluation.get("source", True), bench=dict(config.get("bench", {})),
+        use_source=evaluation.get("source", EvaluationOptions.source), bench=dict(config.get("bench", {})),
     )
     plan.skipped = [f"{t}-{p}: {t} has no {p} precision" for p in precisions for t in targets
                     if p not in TARGETS[t].precisions]

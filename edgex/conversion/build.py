@@ -9,20 +9,19 @@ from pathlib import Path
 import numpy as np
 
 from edgex import __version__
-from edgex.artifact import artifact_dir, describe_files, publish, staged
-from edgex.calibration.dataset import DEFAULT_CALIB_SIZE, DEFAULT_PARITY_SIZE, DEFAULT_SEED, CalibrationSet
-from edgex.calibration.ranges import DEFAULT_RANGE_ESTIMATOR
+from edgex.artifacts.publish import artifact_dir, describe_files, publish, staged
+from edgex.calibration.dataset import CalibrationSet
+from edgex.conversion.parity import compare, failures
 from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, MissingInputError, UsageError
-from edgex.parity import DEFAULT_THRESHOLDS, Thresholds, compare, failures
+from edgex.options import CALIBRATION, CONVERT_OUTPUT, DEFAULT_THRESHOLDS, PRECISIONS, Thresholds
 from edgex.progress import Reporter
 from edgex.runtimes import open_runtime
-from edgex.sources import Source, default_calibration_dir, load_source
+from edgex.sources.load import Source, default_calibration_dir, load_source
 from edgex.telemetry import disable_vendor_telemetry
 from edgex.versions import tool_versions
 
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 _SYNTHETIC_PARITY_IMAGES = 8
 
 
@@ -35,19 +34,19 @@ class ConvertRequest:
     precision: str = "fp32"
     calib_data: Path | None = None
     parity_data: Path | None = None
-    calib_size: int = DEFAULT_CALIB_SIZE
-    seed: int = DEFAULT_SEED
-    calib_method: str = DEFAULT_RANGE_ESTIMATOR
+    calib_size: int = CALIBRATION.size
+    seed: int = CALIBRATION.seed
+    calib_method: str = CALIBRATION.method
     preprocess_overrides: dict = field(default_factory=dict)
-    output: Path = Path("edgex-out")
+    output: Path = Path(CONVERT_OUTPUT)
     float_io: bool = False
     trust_model: bool = False
     thresholds: Thresholds | None = None
-    parity_size: int = DEFAULT_PARITY_SIZE
+    parity_size: int = CALIBRATION.parity_size
     threads: int | None = None
     classes: list[str] | None = None
-    budget: object | None = None  # edgex.budget.Budget: accuracy budget for int8 (layers kept in float)
-    skip_bad_images: bool = False
+    budget: object | None = None  # edgex.conversion.budget.Budget: accuracy budget for int8 (layers kept in float)
+    skip_bad_images: bool = CALIBRATION.skip_bad_images
     recipe: str | None = None  # int8: force one recipe by name (default: try the target's list in order)
 
 
@@ -64,8 +63,8 @@ def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> li
                              f"{info.name} builds: {', '.join(info.precisions)}.")
         check_installed(info)
 
+    from edgex.artifacts.lock import output_lock
     from edgex.calibration.dataset import require_images
-    from edgex.lock import output_lock
 
     for folder, flag in ((request.calib_data, "--calib-data"), (request.parity_data, "--parity-data")):
         if folder is not None:
@@ -270,6 +269,7 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
     converter = load_converter(info)
     options = ConvertOptions(precision=precision, range_estimator=request.calib_method,
                              float_io=request.float_io, recipe=recipe)
+    converter.check_options(source, options, keep_float=request.budget is not None)  # before the slow build
     started = time.perf_counter()
     steps = len(calib) if calib is not None else None
     label = f"{info.name} {precision}" + (f" ({recipe})" if recipe else "")
@@ -277,7 +277,7 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
         files = converter.convert(source, staging, options, calib, progress=advance)
     budget_report = None
     if request.budget is not None and precision == "int8":
-        from edgex.budget import enforce
+        from edgex.conversion.budget import enforce
 
         files, budget_report = enforce(request.budget, info, converter, source, staging, options, calib, files,
                                        reporter, request.threads)

@@ -40,7 +40,7 @@ def write_sidecar(path: Path, *, architecture: str, config: dict, classes: list[
         "preprocess": preprocess.to_dict(),
         **(extra or {}),
     }
-    from edgex.artifact import write_json
+    from edgex.artifacts.hashing import write_json
 
     write_json(path, data)
     return data
@@ -210,7 +210,7 @@ def default_preprocess(model: TorchModel, shape: tuple[int, ...] | None) -> Prep
 
 def load_torch_source(path: Path, trust_model: bool = False, classes: list[str] | None = None):
     """A `Source` for a PyTorch file: weights + sidecar, or an exported program."""
-    from edgex.sources import Source, _classes_for
+    from edgex.sources.load import Source, _classes_for
 
     suffix = path.suffix.lower()
     if suffix not in TORCH_SUFFIXES:

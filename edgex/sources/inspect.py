@@ -32,9 +32,9 @@ def _layer_names(model) -> list[str]:
 
 
 def inspect(model_path: Path | None, trust_model: bool = False) -> dict:
+    from edgex.conversion.build import describe_input
     from edgex.converters import TARGETS
-    from edgex.pipeline import describe_input
-    from edgex.sources import load_source
+    from edgex.sources.load import load_source
 
     source = load_source(model_path, trust_model=trust_model)
     try:

@@ -14,6 +14,7 @@ import logging
 import warnings
 from pathlib import Path
 
+from edgex.calibration.recipes import Recipe
 from edgex.errors import DataError, MissingDependencyError, UsageError
 
 ONNX_MIN_OPSET = 18  # the dynamo exporter's lowest native opset
@@ -90,8 +91,12 @@ def to_openvino(source):
     return model
 
 
-def tflite_flatbuffer(source, precision: str, calib, progress=None) -> tuple[bytes, dict | None]:
-    """TFLite bytes from litert-torch: fp32, dynamic-range or PT2E static int8; returns (bytes, recipe)."""
+def tflite_flatbuffer(source, precision: str, calib, progress=None) -> bytes:
+    """TFLite bytes from litert-torch: fp32, dynamic-range or PT2E static int8 (recipe: `pt2e_recipe`).
+
+    The tflite converter's `check_options` has refused what this path cannot honour (fp16, a range
+    estimator, layers kept in float) before this runs.
+    """
     try:
         with _quiet():  # torchao logs a warning per optional CUDA kernel library it cannot load
             import litert_torch
@@ -102,11 +107,8 @@ def tflite_flatbuffer(source, precision: str, calib, progress=None) -> tuple[byt
                                      "pip install 'edgex[litert-torch]'") from exc
     import torch
 
-    if precision == "fp16":
-        raise UsageError("tflite fp16 from a PyTorch source is not supported",
-                         "Use fp32, --dynamic or --int8 for tflite, or --fp16 with openvino.")
     module, example = _module_and_example(source)
-    recipe, quant_config = None, None
+    quant_config = None
     try:
         with _quiet():
             if precision in ("int8", "dynamic"):
@@ -127,17 +129,21 @@ def tflite_flatbuffer(source, precision: str, calib, progress=None) -> tuple[byt
                                 progress()
                 module = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
                 quant_config = QuantConfig(pt2e_quantizer=quantizer)
-                recipe = {"target": "tflite", "method": "litert-torch PT2E", "activation_type": "int8",
-                          "activation_observer": "HistogramObserver" if not dynamic else "dynamic",
-                          "weight_type": "int8", "per_channel_weights": True, "symmetric_weights": True,
-                          "calibration_images": 0 if dynamic else len(calib)}
             edge = litert_torch.convert(module, (example,), quant_config=quant_config)
             flat = edge.model_content()
     except (UsageError, MissingDependencyError):
         raise
     except Exception as exc:  # litert-torch raises many untyped errors for unsupported graphs
         raise DataError(f"litert-torch could not convert {source.path}: {_first_line(exc)}") from exc
-    return bytes(flat), recipe
+    return bytes(flat)
+
+
+def pt2e_recipe(dynamic: bool) -> Recipe:
+    """The recipe litert-torch's PT2E quantizer applies: the same `Recipe` type the Keras path records."""
+    observer = "dynamic" if dynamic else "litert_torch_histogram"
+    return Recipe("tflite", "dynamic" if dynamic else "int8", range_estimator=observer,
+                  notes=f"litert-torch PT2E, symmetric per-channel weights, {observer} activation ranges; "
+                        "float32 input and output")
 
 
 def _first_line(exc: Exception) -> str:

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from edgex.pipeline_config import PipelinePlan
 from edgex.progress import Reporter
+from edgex.run.config import PipelinePlan
+
+
+def _failed_row(target: str, precision: str, exc: Exception) -> dict:
+    """The report row of a conversion that failed: its edgex error, or an internal one named as such."""
+    from edgex.errors import EdgexError
+    from edgex.report.schema import result_row
+
+    if isinstance(exc, EdgexError):
+        kind, error, hint = "convert_failed", exc.message, exc.hint
+    else:
+        kind, error = "convert_crashed", f"internal error: {type(exc).__name__}: {exc}"
+        hint = f"A bug in edgex: `edgex convert --target {target} --debug` shows the traceback."
+    return result_row(f"{target}-{precision}", target, precision, status="failed", kind=kind, error=error, hint=hint,
+                      pareto=False)
 
 
 def run_pipeline(plan: PipelinePlan, reporter: Reporter | None = None, reuse: bool = False) -> dict:
     """The report dict (also written to plan.report). A conversion that fails becomes a failed row."""
     from edgex.api import convert
-    from edgex.bench.child import BenchSettings
     from edgex.bench.suite import run_suite
-    from edgex.errors import GateError
+    from edgex.options import BenchSettings, from_yaml
     from edgex.report.schema import pareto_names
     from edgex.report.write import write_reports
 
@@ -23,20 +36,14 @@ def run_pipeline(plan: PipelinePlan, reporter: Reporter | None = None, reuse: bo
             reporter.info(f"reusing {folder}")
             built.append(folder)
             continue
-        flags = {precision: True} if precision != "fp32" else {}
         try:
-            convert(str(plan.model), target, output=plan.output, reporter=reporter, **flags, **plan.convert)
+            convert(str(plan.model), target, precision=precision, output=plan.output, reporter=reporter,
+                    **plan.convert)
             built.append(folder)
-        except GateError as error:
-            failed.append({"name": f"{target}-{precision}", "target": target, "precision": precision,
-                           "status": "failed", "kind": "convert_failed", "error": error.message, "hint": error.hint,
-                           "size_bytes": None, "runtime": None, "latency_ms": None, "runs": None, "seconds": None,
-                           "accuracy": None, "pareto": False})
-    bench = plan.bench
-    settings = BenchSettings(threads=bench.get("threads"), min_runs=bench.get("min_runs", 50),
-                             min_seconds=bench.get("min_seconds", 10.0), warmup=bench.get("warmup", 5),
-                             batch=bench.get("batch", 1), device=bench.get("device", "cpu"),
-                             timeout_s=bench.get("timeout", 1800.0))
+        except Exception as exc:  # one target's failure, whatever it is, must not stop the others
+            failed.append(_failed_row(target, precision, exc))
+            reporter.info(f"[red]✗ {target}-{precision}: {failed[-1]['error']}[/red]")
+    settings = from_yaml(BenchSettings, plan.bench)
     if built:
         report = run_suite(built, settings, plan.eval_data, use_source=plan.use_source, reporter=reporter)
     else:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from edgex.errors import MissingInputError, UsageError
+from edgex.options import BUDGET
 
-DEFAULT_MAX_TRIALS = 6
 RANK_SAMPLES = 4
 
 
@@ -32,7 +32,7 @@ class Budget:
     eval_data: Path
     max_drop_pp: float | None = None
     min_agreement: float | None = None
-    max_trials: int = DEFAULT_MAX_TRIALS
+    max_trials: int = BUDGET.max_trials
     _eval: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -47,7 +47,7 @@ class Budget:
         """Load the evaluation images once and score the float source on them."""
         if self._eval:
             return
-        from edgex.evaluate import labelled_folder
+        from edgex.evaluation.labelled import labelled_folder
         from edgex.preprocess import find_images
 
         root = Path(self.eval_data)
