@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers import CLASSES, build_tiny_model, write_images
+from helpers import CLASSES, build_once, build_tiny_model, run_shared_dir, write_images
 
 
 def pytest_configure(config) -> None:
@@ -22,7 +22,7 @@ def pytest_configure(config) -> None:
 
 @pytest.fixture(scope="session")
 def images_dir(tmp_path_factory) -> Path:
-    return write_images(tmp_path_factory.mktemp("images"))
+    return build_once(run_shared_dir(tmp_path_factory, "images"), write_images)
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,9 @@ def tiny_model(tmp_path_factory) -> Path:
     """A tiny Xception (width 1/8, 2 middle blocks, 96x96) with the committed weights of
     tests/data/tiny_xception.weights.npz: trained on the generated images, never retrained here."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    path = tmp_path_factory.mktemp("model") / "tiny_xception.keras"
-    build_tiny_model().save(path)
-    path.with_suffix(".classes.json").write_text(json.dumps(CLASSES))
-    return path
+
+    def build(folder: Path) -> None:
+        build_tiny_model().save(folder / "tiny_xception.keras")
+        (folder / "tiny_xception.classes.json").write_text(json.dumps(CLASSES))
+
+    return build_once(run_shared_dir(tmp_path_factory, "model"), build) / "tiny_xception.keras"

@@ -46,6 +46,30 @@ def shared_dir() -> Path:
     return Path(os.environ.get("EDGEX_SHARED", REPO.parent / "shared")).resolve()
 
 
+def run_shared_dir(tmp_path_factory, name: str) -> Path:
+    """A folder shared by every pytest-xdist worker of this run (their common base temp), or the session's."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent
+    folder = base / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def build_once(folder: Path, build) -> Path:
+    """Run `build(folder)` once for all xdist workers: the first builds under a lock, the others wait and
+    reuse it, so every worker sees the same files at the same paths (artifacts' manifests name them)."""
+    import fcntl
+
+    marker = folder.parent / f".{folder.name}.complete"  # beside, not inside: image folders are scanned
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists():
+            build(folder)
+            marker.touch()
+    return folder
+
+
 def make_image(kind: int, rng: np.random.Generator, height: int = 90, width: int = 120) -> np.ndarray:
     """A noisy synthetic picture whose pattern (and colour) encodes its class."""
     yy, xx = np.mgrid[0:height, 0:width]

@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import fcntl
-import os
 import shutil
 from pathlib import Path
 
-from helpers import run_edgex
-
-
-def run_shared_dir(tmp_path_factory, name: str) -> Path:
-    """A folder shared by every pytest-xdist worker of this run (their common base temp), or the session's."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent
-    folder = base / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+from helpers import run_edgex, run_shared_dir
 
 
 def _convert_once(tiny_model: Path, images_dir: Path, base: Path, target: str) -> Path:
