@@ -62,6 +62,7 @@ def build_once(folder: Path, build) -> Path:
     import fcntl
 
     marker = folder.parent / f".{folder.name}.complete"  # beside, not inside: image folders are scanned
+    folder.parent.mkdir(parents=True, exist_ok=True)
     with open(folder.parent / f".{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not marker.exists():

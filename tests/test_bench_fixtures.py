@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 from pathlib import Path
 
-from helpers import run_edgex, run_shared_dir
+from helpers import build_once, run_edgex, run_shared_dir
 
 
 def _convert_once(tiny_model: Path, images_dir: Path, base: Path, target: str) -> Path:
-    folder = base / "tiny_xception" / f"{target}-int8"
-    with open(base / f".{target}.lock", "w") as lock:  # the first worker converts, the others wait for it
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (folder / "manifest.json").is_file():
-            done = run_edgex("convert", "--model", tiny_model, "--target", target, "--int8", "--calib-data",
-                             images_dir, "--calib-size", "24", "--output", base, "-q")
-            assert done.returncode == 0, done.stderr
-    return folder
+    def convert(_folder: Path) -> None:
+        done = run_edgex("convert", "--model", tiny_model, "--target", target, "--int8", "--calib-data",
+                         images_dir, "--calib-size", "24", "--output", base, "-q")
+        assert done.returncode == 0, done.stderr
+
+    return build_once(base / "tiny_xception" / f"{target}-int8", convert)
 
 
 def tiny_int8_artifacts(tiny_model: Path, images_dir: Path, tmp_path_factory,

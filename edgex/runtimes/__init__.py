@@ -53,9 +53,8 @@ def open_runtime(runtime: str, path: Path, precision: str | None = None, threads
 def failure_row(exc: Exception) -> dict:
     """A load failure as the runner's protocol dict (ok, kind, error, hint): what workers that report
     failures as rows (Ray actors, like remote devices) send back instead of raising."""
-    cause = exc.__cause__ if hasattr(exc.__cause__, "to_dict") else exc
-    if hasattr(cause, "to_dict"):
-        return cause.to_dict()
+    if hasattr(exc.__cause__, "to_dict"):  # open_runtime keeps the runner's error as the cause
+        return exc.__cause__.to_dict()
     return {"ok": False, "kind": "load_failed", "error": str(exc), "hint": getattr(exc, "hint", None)}
 
 
