@@ -34,13 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import latency_in_blocks  # noqa: E402
 
+from edgex.bench.floor import measure_floor  # noqa: E402
+
 XCEPTION_GMAC = 8.36  # at 299x299 (Chollet 2017); scaled by (H*W)/(299*299) for other input sizes
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16",
              "asimddp", "i8mm", "bf16")
-# Xception's middle flow: 728 channels at 19x19 (299 input); entry flow's 256 channels at 74x74.
-CHAIN = 8  # convolutions per floor graph
-FLOOR_LAYERS = (("pointwise 728->728 @19x19", 728, 728, 19, 1), ("depthwise 3x3 728 @19x19", 728, 728, 19, 728),
-                ("pointwise 256->256 @74x74", 256, 256, 74, 1))
 
 
 def machine(threads: int) -> dict:
@@ -181,83 +179,6 @@ def tflite_peer(keras_model: Path, batches: list[np.ndarray], out: Path) -> Path
     return out
 
 
-def _conv_graph(cin: int, cout: int, size: int, groups: int, depth: int = CHAIN):
-    """`depth` Conv+ReLU (NCHW float) in a chain, as an ONNX model: Xception's separable-block unit, long
-    enough that per-call overhead and the int8 graph's edge (quantize in, dequantize out) amortize."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    k = 3 if groups > 1 else 1
-    rng = np.random.default_rng(0)
-    nodes, weights, name = [], [], "x"
-    for i in range(depth):
-        weight = (rng.standard_normal((cout, cin // groups, k, k)) * (2 / (cin // groups * k * k)) ** 0.5)
-        weights.append(numpy_helper.from_array(weight.astype(np.float32), f"w{i}"))
-        nodes += [helper.make_node("Conv", [name, f"w{i}"], [f"c{i}"], group=groups, pads=[k // 2] * 4),
-                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
-        name = f"r{i}"
-    graph = helper.make_graph(nodes, "floor", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
-                                                                              [1, cin, size, size])],
-                              [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, cout, size, size])],
-                              weights)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
-def _reader(feeds: list[dict]):
-    """An ORT CalibrationDataReader over fixed feeds."""
-    from onnxruntime.quantization import CalibrationDataReader
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.items = iter(feeds)
-
-        def get_next(self):
-            return next(self.items, None)
-
-    return Reader()
-
-
-def _time_layer(f32: Path, q8: Path, x: np.ndarray, threads: int, runs: int) -> tuple[dict, list[str]]:
-    """Median ms of one conv in f32 and int8, in ORT and OpenVINO; what a runtime could not compile."""
-    openers = {"f32/onnxruntime": lambda: open_onnx(f32, threads), "int8/onnxruntime": lambda: open_onnx(q8, threads),
-               "f32/openvino": lambda: open_openvino(f32, threads, "f32"),
-               "int8/openvino": lambda: open_openvino(q8, threads)}
-    runners, unsupported = {}, []
-    for key, opener in openers.items():
-        try:
-            runners[key] = opener()
-        except RuntimeError as error:  # e.g. OpenVINO has no kernel for this QDQ pattern on this CPU
-            unsupported.append(f"{key}: {str(error).strip().splitlines()[-1][:80]}")
-    times = latency_in_blocks(runners, x, rounds=3, block=max(runs // 3, 1))
-    return {key: statistics.median(ms) for key, ms in times.items()}, unsupported
-
-
-def floor(threads: int, runs: int = 30) -> dict:
-    """Best GMAC/s of Xception-shaped convs in f32 and int8 (ORT and OpenVINO); the floor for 8.36 GMAC."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_static
-
-    layers = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name, cin, cout, size, groups in FLOOR_LAYERS:
-            k = 3 if groups > 1 else 1
-            gmac = CHAIN * cout * (cin // groups) * k * k * size * size / 1e9
-            f32, q8 = Path(tmp) / "f32.onnx", Path(tmp) / "int8.onnx"
-            onnx.save(_conv_graph(cin, cout, size, groups), f32)
-            x = np.random.default_rng(1).standard_normal((1, cin, size, size)).astype(np.float32)
-            quantize_static(str(f32), str(q8), _reader([{"x": x}]), weight_type=QuantType.QInt8)
-            medians, unsupported = _time_layer(f32, q8, x, threads, runs)
-            row = {"layer": name, "gmac": gmac, "unsupported": unsupported}
-            for key in ("f32/onnxruntime", "int8/onnxruntime", "f32/openvino", "int8/openvino"):
-                row[key] = gmac / (medians[key] / 1000) if key in medians else 0.0
-            layers.append(row)
-    best = {}
-    for kind in ("f32", "int8"):  # pointwise convs carry ~97% of Xception's MACs: the floor is their best rate
-        best[kind] = max(max(row[f"{kind}/onnxruntime"], row[f"{kind}/openvino"]) for row in layers
-                         if row["layer"].startswith("pointwise"))
-    return {"layers": layers, "gmac_per_s": best,
-            "floor_ms": {kind: XCEPTION_GMAC / rate * 1000 for kind, rate in best.items()}}
-
-
 def _fixed_input(run, x: np.ndarray):
     """A runner that ignores the shared sample: each artifact gets an input of its own shape."""
     return lambda _: run(x)
@@ -282,11 +203,11 @@ def main() -> None:
           f"{info.get('mhz')} MHz), {info['machine']}, ISA {' '.join(info.get('isa', []))}, "
           f"{args.threads} threads", flush=True)
     result: dict = {"machine": info}
-    result["floor"] = fl = floor(args.threads)
+    result["floor"] = fl = measure_floor(args.threads)  # the same microbenchmark as `edgex bench --floor`
     for row in fl["layers"]:
-        print(f"floor {row['layer']:28s} " + "  ".join(f"{k} {v:6.1f} GMAC/s" for k, v in row.items()
-                                                        if "/" in k)
+        print(f"floor {row['layer']:28s} " + "  ".join(f"{k} {v:6.1f} GMAC/s" for k, v in row["gmac_per_s"].items())
               + "".join(f"  (no {note})" for note in row["unsupported"]), flush=True)
+    fl["floor_ms"] = {kind: XCEPTION_GMAC / rate * 1000 for kind, rate in fl["gmac_per_s"].items() if rate}
     print(f"floor for {XCEPTION_GMAC} GMAC: f32 {fl['floor_ms']['f32']:.1f} ms, int8 {fl['floor_ms']['int8']:.1f} ms",
           flush=True)
     if args.floor_only or args.artifacts is None:

@@ -64,7 +64,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         if recipe is not None:
             start = time.perf_counter()
             flat = apply_robust_ranges(flat, calib, recipe.range_estimator, progress)
-            timings["calibrate"] = time.perf_counter() - start
+            timings[f"activation ranges ({len(calib)} images)"] = time.perf_counter() - start
             start = time.perf_counter()
             from tensorflow.lite.python.convert import mlir_quantize
 
@@ -140,32 +140,42 @@ def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib
 
 
 def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, progress=None) -> bytes:
-    """Replace the converter's global min/max of every calibrated tensor with edgex's estimate."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    """Replace the converter's global min/max of every calibrated tensor with edgex's estimate.
+
+    The ranges are collected on XNNPACK, as users run the model, with every calibrated tensor made a
+    graph output so the delegate must write it: 3-4x faster on Xception than the builtin kernels with
+    all tensors preserved, and the same ranges (to float rounding)."""
+    from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils
+
+    from edgex.runtimes import usable_cores
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     graph = model.subgraphs[0]
     targets = {i: t for i, t in enumerate(graph.tensors)
                if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min)}
-    # No delegate: XNNPACK would fuse ops and keep their intermediate tensors to itself.
-    interpreter = Interpreter(model_content=bytes(calibrated), experimental_preserve_all_tensors=True,
-                              experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    inputs = [int(i) for i in graph.inputs]
+    observed = graph.outputs  # kept to restore: the artifact's outputs stay what the converter made
+    graph.outputs = np.asarray(sorted({*map(int, observed), *(i for i in targets if i not in inputs)}), np.int32)
+    probe = bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    graph.outputs = observed
+    interpreter = Interpreter(model_content=probe, num_threads=usable_cores())
     interpreter.allocate_tensors()
     input_index = interpreter.get_input_details()[0]["index"]
+    outputs = [d["index"] for d in interpreter.get_output_details() if d["index"] in targets]
     collector = RangeCollector(method)
     for sample in calib.samples():
         interpreter.set_tensor(input_index, sample)
         interpreter.invoke()
-        for index in targets:
-            try:
-                value = interpreter.get_tensor(index)
-            except ValueError:
-                continue  # tensors with no data (e.g. optional inputs)
+        if input_index in targets:
+            collector.observe_array(str(input_index), sample)
+        for index in outputs:
+            value = interpreter.get_tensor(index)
             if value.size:
                 collector.observe_array(str(index), value)
         if progress is not None:
             progress()
+    del interpreter
     ranges = collector.ranges()
     replaced = 0
     for index, tensor in targets.items():

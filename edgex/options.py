@@ -145,6 +145,8 @@ class BenchSettings:
     min_seconds: float = 10.0
     warmup: int = 5
     batch: int = 1
+    streams: int = 1  # > 1: also images/s with that many requests in flight (runner --streams)
+    floor: bool = False  # also measure the machine's floor and each row's p50 over it (edgex.bench.floor)
     device: str = "cpu"
     timeout_s: float = field(default=1800.0, metadata=_yaml("timeout"))
     latency: bool = field(default=True, metadata=_yaml(None))
@@ -158,7 +160,8 @@ class BenchSettings:
         else:  # accuracy only: one timed run is enough to fill the protocol's fields
             timing = ["--min-runs", 1, "--min-seconds", 0, "--warmup", 0]
         threads = ["--threads", self.threads] if self.threads else []
-        return [str(a) for a in [*timing, *threads, "--batch", self.batch, "--device", self.device]]
+        streams = ["--streams", self.streams] if self.streams > 1 and self.latency else []
+        return [str(a) for a in [*timing, *threads, "--batch", self.batch, *streams, "--device", self.device]]
 
 
 @dataclass(frozen=True)

@@ -109,3 +109,25 @@ def test_bench_on_gpu_without_a_provider_reports_it(tiny_artifacts, tmp_path):
     assert row["status"] == "failed" and row["kind"] == "missing_runtime"
     assert "no GPU provider" in row["error"] and "onnxruntime-gpu" in row["hint"]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("flags", "said"), [({"avx2", "fma"}, True), ({"avx2", "avx512_vnni"}, False)])
+def test_convert_int8_says_up_front_when_this_cpu_has_no_int8_dot_product(monkeypatch, flags, said):
+    import platform
+
+    import edgex.conversion.build as build
+    import edgex.isa
+    from edgex.progress import Reporter
+
+    lines: list[str] = []
+
+    class Collect(Reporter):
+        def info(self, message: str) -> None:
+            lines.append(message)
+
+    monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(edgex.isa, "cpu_flags", lambda: frozenset(flags))
+    build._say_int8_outlook(Collect())
+    assert bool(lines) == said
+    if said:
+        assert "no VNNI" in lines[0] and "edgex doctor" in lines[0]

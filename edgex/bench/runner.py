@@ -1,8 +1,8 @@
 """Time one artifact in its real runtime, in one clean process; or describe this machine.
 
     python runner.py run --artifact MODEL_FILE --runtime {onnxruntime,openvino,litert} [--threads N]
-        [--min-runs 50] [--min-seconds 10] [--warmup 5] [--batch 1] [--device cpu|gpu] [--precision P]
-        [--inputs in.npy --outputs out.npy]
+        [--min-runs 50] [--min-seconds 10] [--warmup 5] [--batch 1] [--streams 1] [--device cpu|gpu]
+        [--precision P] [--inputs in.npy --outputs out.npy]
     python runner.py probe
 
 --threads defaults to every core this process may use (`probe`'s cores_usable), decided here, on the
@@ -18,7 +18,8 @@ latency_ms {mean, std, min, p50, p90, p99, max} of the timed runs (warm-up exclu
 until both --min-runs and --min-seconds are reached), runs, seconds, batch, warmup, threads (also in
 runtime.threads), throughput_ips and
 peak_rss_mb (the process high-water mark after the timed runs, before the memory-mapped --inputs
-batch is run). With
+batch is run). With --streams N > 1 it adds "streams": throughput_ips with N requests in flight at once
+and their latency_ms, measured after the one-request runs with the same --min-runs/--min-seconds. With
 --inputs (a float32 batch, preprocessed as the artifact expects) it also writes float32 logits to
 --outputs; quantized model inputs and outputs are converted here. On failure it prints
 {"ok": false, "kind": ..., "error": ..., "hint": ...} and exits with:
@@ -147,20 +148,24 @@ class OpenVinoSession:
     left to the plugin version's default: the protocol times one synchronous request. `info` says what
     really ran, read from the compiled model's runtime graph."""
 
-    def __init__(self, path: Path, precision: str | None, threads: int, device: str = "cpu"):
+    def __init__(self, path: Path, precision: str | None, threads: int, device: str = "cpu", streams: int = 1):
         ov = _import_runtime("openvino", "openvino")
         core = ov.Core()
         target = device.upper()
         if target not in core.available_devices:
             raise RunnerError("missing_runtime", f"OpenVINO has no {target} device "
                               f"(has {', '.join(core.available_devices)})", "Install the device's OpenVINO plugin.")
-        config = {"PERFORMANCE_HINT": "LATENCY"}
+        # One stream: the LATENCY hint times one synchronous request. Several: the THROUGHPUT hint with
+        # that many CPU streams, each fed by its own infer request (what OpenVINO's benchmark_app does).
+        config = {"PERFORMANCE_HINT": "LATENCY"} if streams == 1 else {"PERFORMANCE_HINT": "THROUGHPUT",
+                                                                        "NUM_STREAMS": streams}
         if precision == "fp32":
             config["INFERENCE_PRECISION_HINT"] = "f32"
         if target == "CPU":
             config["INFERENCE_NUM_THREADS"] = threads
         self.compiled = core.compile_model(str(path), target, config)
         self.request = self.compiled.create_infer_request()
+        self.extra_requests = [self.compiled.create_infer_request() for _ in range(streams - 1)]
         hint = self.compiled.get_property("INFERENCE_PRECISION_HINT")
         hint = hint.get_type_name() if hasattr(hint, "get_type_name") else str(hint)
         layers = self._compute_precisions()
@@ -168,8 +173,8 @@ class OpenVinoSession:
         self.info = {"name": "openvino", "runtime": "openvino", "package": "openvino",
                      "version": package_version("openvino")[1] or ov.get_version(), "device": target,
                      "precision": precision, "precision_ran": _PRECISION_NAMES.get(ran, ran),
-                     "inference_precision": hint, "compute_layer_precisions": layers, "performance_hint": "LATENCY",
-                     "threads": threads if target == "CPU" else None}
+                     "inference_precision": hint, "compute_layer_precisions": layers,
+                     "performance_hint": config["PERFORMANCE_HINT"], "threads": threads if target == "CPU" else None}
 
     def _compute_precisions(self) -> dict[str, int]:
         """How many convolution/matmul layers ran in each precision (u8 for int8, bf16, f32...)."""
@@ -186,9 +191,13 @@ class OpenVinoSession:
         dims = [d.get_length() if d.is_static else -1 for d in self.compiled.input(0).get_partial_shape()]
         return _fixed_shape(dims, batch)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        result = self.request.infer({0: batch.astype(np.float32, copy=False)})
+    def run(self, batch: np.ndarray, request=None) -> np.ndarray:
+        result = (request or self.request).infer({0: batch.astype(np.float32, copy=False)})
         return np.asarray(result[self.compiled.output(0)], dtype=np.float32)
+
+    def stream_runs(self) -> list:
+        """One run function per stream, each with its own infer request on the one compiled model."""
+        return [self.run] + [lambda x, r=r: self.run(x, r) for r in self.extra_requests]
 
 
 def litert_interpreter():
@@ -282,6 +291,27 @@ def open_session(runtime: str, path: Path, precision: str | None = None, threads
                           "Is the file complete? Re-run edgex convert.") from exc
 
 
+def stream_runs(runtime: str, path: Path, precision: str | None, threads: int, device: str, streams: int,
+                batch: int) -> tuple[list, dict]:
+    """`streams` run functions that may run side by side, and the runtime info of the first.
+
+    OpenVINO: one model compiled with the THROUGHPUT hint and `streams` CPU streams sharing `threads`.
+    ONNX Runtime and LiteRT: `streams` sessions of threads // streams threads each (at least one)."""
+    if runtime == "openvino":
+        try:
+            session = OpenVinoSession(Path(path), precision, threads, device, streams=streams)
+        except Exception as exc:
+            raise RunnerError("load_failed", f"openvino cannot load {Path(path).name} with {streams} streams: "
+                              f"{_first_line(exc)}") from exc
+        return session.stream_runs(), {**session.info, "streams": streams}
+    per_stream = max(1, threads // streams)
+    sessions = [open_session(runtime, path, precision, per_stream, device) for _ in range(streams)]
+    for session in sessions:
+        if hasattr(session, "resize"):
+            session.resize(batch)
+    return [s.run for s in sessions], {**sessions[0].info, "streams": streams, "threads_per_stream": per_stream}
+
+
 def predict(session, inputs: np.ndarray, batch: int = 1) -> np.ndarray:
     """Logits for every input, `batch` at a time."""
     return np.concatenate([session.run(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
@@ -301,6 +331,47 @@ def time_runs(run, sample: np.ndarray, min_runs: int, min_seconds: float, warmup
         run(sample)
         times.append((time.perf_counter() - t) * 1000.0)
     return times, time.perf_counter() - started
+
+
+def time_streams(runs: list, sample: np.ndarray, min_runs: int, min_seconds: float,
+                 warmup: int) -> tuple[list[float], int, float]:
+    """Every stream's run function called back to back in its own thread, all at once, until both
+    min_runs (all streams together) and min_seconds are reached: (latencies ms, runs, wall seconds).
+    The runtimes release the GIL while they infer, so the streams really run side by side."""
+    import threading
+
+    for run in runs:
+        for _ in range(max(warmup, 1)):
+            run(sample)
+    stop = threading.Event()
+    latencies: list[list[float]] = [[] for _ in runs]
+    errors: list[BaseException] = []
+
+    def loop(run, out: list[float]) -> None:
+        try:
+            while not stop.is_set():
+                t = time.perf_counter()
+                run(sample)
+                out.append((time.perf_counter() - t) * 1000.0)
+        except BaseException as exc:  # re-raised in the timing thread
+            errors.append(exc)
+            stop.set()
+
+    workers = [threading.Thread(target=loop, args=(run, out), daemon=True)
+               for run, out in zip(runs, latencies, strict=True)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    while not stop.is_set() and (sum(map(len, latencies)) < max(min_runs, 1)
+                                 or time.perf_counter() - started < min_seconds):
+        time.sleep(0.005)
+    stop.set()
+    for worker in workers:
+        worker.join()
+    if errors:
+        raise errors[0]
+    every = [ms for out in latencies for ms in out]
+    return every, len(every), time.perf_counter() - started
 
 
 def latency_stats(times_ms: list[float]) -> dict[str, float]:
@@ -384,6 +455,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
               "latency_ms": stats, "runs": len(times), "seconds": seconds, "batch": args.batch,
               "input_shape": list(shape),
               "throughput_ips": args.batch * 1000.0 / stats["mean"], "peak_rss_mb": peak_rss_mb()}
+    if args.streams > 1:
+        result["streams"] = _throughput(args, artifact, precision, session.info["threads"], sample)
     if inputs is not None and args.outputs:
         started = time.perf_counter()
         try:
@@ -394,6 +467,21 @@ def run_benchmark(args: argparse.Namespace) -> dict:
         result.update(outputs=str(args.outputs), outputs_shape=list(logits.shape),
                       outputs_seconds=time.perf_counter() - started)
     return result
+
+
+def _throughput(args: argparse.Namespace, artifact: Path, precision: str | None, threads: int,
+                sample: np.ndarray) -> dict:
+    """Images/s with --streams requests in flight at once, beside the one-request latency above."""
+    try:
+        runs, info = stream_runs(args.runtime, artifact, precision, threads, args.device, args.streams, args.batch)
+        times, count, wall = time_streams(runs, sample, args.min_runs, args.min_seconds, args.warmup)
+    except RunnerError:
+        raise
+    except Exception as exc:
+        raise RunnerError("run_failed", f"{args.runtime} failed running {artifact.name} with {args.streams} "
+                          f"streams: {_first_line(exc)}") from exc
+    return {"streams": args.streams, "threads": threads, "runtime": info, "runs": count, "seconds": wall,
+            "throughput_ips": count * args.batch / wall, "latency_ms": latency_stats(times)}
 
 
 # -- probe ------------------------------------------------------------------------------------
@@ -523,6 +611,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-seconds", type=float, default=10.0)
     run.add_argument("--warmup", type=int, default=5)
     run.add_argument("--batch", type=int, default=1)
+    run.add_argument("--streams", type=int, default=1, help="also measure throughput with this many requests in "
+                     "flight (OpenVINO THROUGHPUT streams; ONNX Runtime/LiteRT sessions sharing --threads)")
     run.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     run.add_argument("--precision", help="the artifact's precision (default: from manifest.json beside it)")
     run.add_argument("--inputs", help="float32 .npy batch to compute logits for")

@@ -86,7 +86,27 @@ def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None
                               + (f"top-1 {top1:.4f}" if top1 is not None else ""))
             else:
                 reporter.info(f"[red]✗ {ref.name}: {row['error']}[/red]")
-    return build_report(rows, settings, data.describe() if data is not None else None, list(references.values()))
+    report = build_report(rows, settings, data.describe() if data is not None else None, list(references.values()))
+    if getattr(settings, "floor", False):
+        report["floor"] = _floor(rows, settings, reporter)
+    return report
+
+
+def _floor(rows: list[dict], settings: BenchSettings, reporter: Reporter) -> dict:
+    """The machine's floor at the threads the rows ran with, and each row's p50 over it."""
+    from edgex.bench.floor import annotate, floor_in_child
+    from edgex.runtimes import usable_cores
+
+    threads = settings.threads or usable_cores()
+    with reporter.task(f"floor: Xception-shaped convolutions in f32 and int8, {threads} threads"):
+        floor = floor_in_child(threads, settings.timeout_s)
+    if "error" in floor:
+        reporter.info(f"[yellow]no floor: {floor['error']}[/yellow]")
+        return floor
+    annotate(rows, floor)
+    rates = ", ".join(f"{kind} {rate:.0f} GMAC/s" for kind, rate in floor["gmac_per_s"].items() if rate)
+    reporter.info(f"floor on this machine ({threads} threads): {rates}")
+    return floor
 
 
 def _warn_if_unverified(row: dict, ref: ArtifactRef, running_on: str, reporter: Reporter) -> None:

@@ -59,6 +59,13 @@ def add_parser(commands) -> None:
     timing.add_argument("--warmup", type=int, default=BENCH.warmup, help="untimed runs first (default %(default)s)")
     timing.add_argument("--batch", type=int, default=BENCH.batch,
                         help="images per run; throughput is reported (default %(default)s)")
+    timing.add_argument("--streams", type=int, default=BENCH.streams,
+                        help="also measure images/s with N requests in flight (OpenVINO THROUGHPUT streams, "
+                        "N ONNX Runtime/LiteRT sessions sharing the threads) beside batch-1 latency "
+                        "(default %(default)s: latency only)")
+    timing.add_argument("--floor", action="store_true",
+                        help="also measure this machine's floor (Xception-shaped convolutions in f32 and int8) "
+                        "and show each artifact's p50 over its MACs at that rate (local runs only)")
     timing.add_argument("--device", choices=("cpu", "gpu"), default=BENCH.device,
                         help="gpu: CUDA/TensorRT providers for onnxruntime, GPU plugin for OpenVINO")
     timing.add_argument("--timeout", type=float, default=BENCH.timeout_s, help="seconds per artifact before it "
@@ -76,19 +83,27 @@ def run(args: argparse.Namespace) -> int:
     check_remote_arguments(args)
     check_scale_arguments(args)
     settings = BenchSettings(threads=args.threads, min_runs=args.min_runs, min_seconds=args.min_seconds,
-                             warmup=args.warmup, batch=args.batch, device=args.device, timeout_s=args.timeout)
+                             warmup=args.warmup, batch=args.batch, streams=args.streams, floor=args.floor,
+                             device=args.device, timeout_s=args.timeout)
     return run_and_report(args, settings)
 
 
 def _check_positive(args: argparse.Namespace) -> None:
     from edgex.errors import UsageError
 
-    for name in ("threads", "min_runs", "batch"):
+    for name in ("threads", "min_runs", "batch", "streams"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if args.min_seconds < 0 or args.warmup < 0:
         raise UsageError("--min-seconds and --warmup must not be negative")
+    elsewhere = [flag for flag, on in (("--remote", getattr(args, "remote", None)),
+                                       ("--remote-hosts", getattr(args, "remote_hosts", None)),
+                                       ("--ray", getattr(args, "ray", False) or getattr(args, "ray_address", None)))
+                 if on]
+    if getattr(args, "floor", False) and elsewhere:
+        raise UsageError(f"--floor measures this machine, but {elsewhere[0]} times the artifacts elsewhere",
+                         "Drop --floor, or run edgex bench --floor on the machine that runs the artifacts.")
 
 
 def run_and_report(args: argparse.Namespace, settings) -> int:

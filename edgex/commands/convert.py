@@ -85,6 +85,8 @@ def add_parser(commands) -> None:
                      help=f"re-quantizations allowed per target (default {BUDGET.max_trials})")
     out = convert.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    out.add_argument("--timings", action="store_true", help="print where the time and memory went: one row "
+                     "per step (shared steps, then each artifact's), seconds and peak RSS")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress or status lines")
     out.add_argument("--debug", action="store_true", help="show tracebacks")
     convert.set_defaults(run=run)
@@ -115,8 +117,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _convert_and_print(args: argparse.Namespace, classes, reporter, stdout: TextIO) -> int:
+    import time
+
     from edgex.api import convert
     from edgex.errors import GateError
+
+    started = time.perf_counter()
 
     try:
         results = convert(
@@ -140,4 +146,9 @@ def _convert_and_print(args: argparse.Namespace, classes, reporter, stdout: Text
     elif not args.quiet:
         for result in results:
             print(f"{result['target']}-{result['precision']}: {result['path']}", file=stdout)
+    if args.timings and not args.json:
+        from edgex.conversion.timings import timings_table
+
+        steps = [step for result in results for step in result.get("timings", [])]
+        print(timings_table(steps, time.perf_counter() - started), file=stdout)
     return 0

@@ -12,6 +12,7 @@ from edgex import __version__
 from edgex.artifacts.publish import artifact_dir, describe_files, publish, staged
 from edgex.calibration.dataset import CalibrationSet
 from edgex.conversion.parity import compare, failures
+from edgex.conversion.timings import StepTimer
 from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, MissingInputError, UsageError
@@ -76,6 +77,7 @@ def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> li
 def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter: Reporter) -> list[dict]:
     """Everything after the argument checks, run while holding the output folder's lock."""
     started = time.perf_counter()
+    timer = StepTimer()
     reporter.info(f"loading model {request.model or '(embedded default: kitchenware Xception)'}")
     source = load_source(request.model, trust_model=request.trust_model, classes=request.classes)
     source.preprocess = source.preprocess.replace(**request.preprocess_overrides)
@@ -83,25 +85,36 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
 
     check_input_fits(model_input_shape(source), source.preprocess, source.path)
     load_s = time.perf_counter() - started
+    timer.add("load source model", load_s)
     reporter.info(f"input: {describe_input(source.preprocess)}; output: {source.output_kind}")
     if source.removed_layers:
         reporter.info("inference graph: bypassed " + ", ".join(f"{r['name']} ({r['type']})"
                                                              for r in source.removed_layers)
                       + ", identity at inference")
+    if request.precision == "int8":
+        _say_int8_outlook(reporter)
     try:
-        calib, parity_inputs = _calibration(request, source)
+        if source.framework != "torch":  # exported once, up front: every target converts from it
+            with timer.step("export SavedModel (shared by every target)"):
+                source.saved_model()
+        with timer.step("pick calibration images, decode parity images"):
+            calib, parity_inputs = _calibration(request, source)
         skipped = parity_inputs[1].get("skipped_bad_images", [])
         if skipped:
             reporter.info(f"[yellow]skipped {len(skipped)} unreadable image(s) (--skip-bad-images): "
                           f"{', '.join(Path(s['file']).name for s in skipped[:5])}[/yellow]")
-        with reporter.task("source model on parity images", len(parity_inputs[0])) as advance:
+        with reporter.task("source model on parity images", len(parity_inputs[0])) as advance, \
+                timer.step("source model on parity images"):
             reference, _ = _timed_predict(source.predict, parity_inputs[0], advance)
         require_finite(reference, f"the output of source model {source.path} on the parity images",
                        "The model itself produces NaN/Inf (broken weights?); fix it before converting.")
         results = [
-            _build_one(info, request, source, calib, parity_inputs, reference, reporter, load_s)
+            _build_one(info, request, source, calib, parity_inputs, reference, reporter, load_s, timer)
             for info in targets
         ]
+        for result in results:
+            label = f"{result['target']}-{result['precision']}"
+            result["timings"] = [s for s in timer.steps if s.get("artifact") in (None, label)]
     finally:
         source.close()
     failed = [r for r in results if r["status"] != "ok"]
@@ -113,6 +126,18 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
         raise error
     _check_budgets(results)
     return results
+
+
+def _say_int8_outlook(reporter: Reporter) -> None:
+    """Up front, on a CPU without an int8 dot product: int8 keeps its accuracy here, not its usual speed-up."""
+    import platform
+
+    from edgex.isa import cpu_flags
+    from edgex.runtimes.doctor import int8_outlook
+
+    outlook = int8_outlook(platform.machine(), sorted(cpu_flags()))
+    if outlook["int8_dot_product"] is False:
+        reporter.info(f"[yellow]note: this CPU has {outlook['why']} (edgex doctor)[/yellow]")
 
 
 def _check_budgets(results: list[dict]) -> None:
@@ -190,7 +215,7 @@ def _recipes_to_try(info: TargetInfo, request: ConvertRequest) -> list[str | Non
 
 
 def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib: CalibrationSet | None,
-               parity_inputs, reference: np.ndarray, reporter: Reporter, load_s: float) -> dict:
+               parity_inputs, reference: np.ndarray, reporter: Reporter, load_s: float, timer: StepTimer) -> dict:
     """Build one artifact; for int8, try recipes in order and publish the first that passes parity."""
     precision = request.precision
     destination = artifact_dir(request.output, source.name, info.name, precision)
@@ -206,7 +231,7 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
                               f"({tries[-1]['error']}); trying {recipe}[/yellow]")
                 _empty(staging)
             built = _build_and_check(info, request, source, calib, parity_inputs, reference, reporter, load_s,
-                                     staging, recipe, thresholds)
+                                     staging, recipe, thresholds, timer)
             if recipe is not None:
                 tries.append(built["try"])
             if built["passed"]:
@@ -231,7 +256,8 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
             result.update(status="failed", error=why, path=None)
             reporter.info(f"[red]✗ {info.name} {precision}: {why} (not written)[/red]")
             return result
-        publish(staging, destination, manifest)
+        with timer.step("write manifest, publish", artifact=f"{info.name}-{precision}"):
+            publish(staging, destination, manifest)
     result["status"] = "ok"
     recipe_note = f", recipe {tries[-1]['recipe']}" if tries else ""
     reporter.info(f"[green]✓[/green] {info.name} {precision}: {destination} "
@@ -263,7 +289,7 @@ def verified_on() -> dict:
 
 def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, calib: CalibrationSet | None,
                      parity_inputs, reference: np.ndarray, reporter: Reporter, load_s: float, staging: Path,
-                     recipe: str | None, thresholds: Thresholds) -> dict:
+                     recipe: str | None, thresholds: Thresholds, timer: StepTimer) -> dict:
     """Convert with one recipe into `staging`, run the parity check in the real runtime, draft the manifest."""
     precision = request.precision
     converter = load_converter(info)
@@ -282,8 +308,14 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
         files, budget_report = enforce(request.budget, info, converter, source, staging, options, calib, files,
                                        reporter, request.threads)
     convert_s = time.perf_counter() - started
+    artifact = f"{info.name}-{precision}"
+    for step, seconds in files.timings_s.items():
+        timer.add(step + (f" ({recipe})" if recipe else ""), seconds, artifact=artifact)
+    if budget_report is not None:
+        timer.add("accuracy budget trials", convert_s - sum(files.timings_s.values()), artifact=artifact)
     started = time.perf_counter()
-    with reporter.task(f"{label}: parity check", len(parity_inputs[0])) as advance:
+    with reporter.task(f"{label}: parity check", len(parity_inputs[0])) as advance, \
+            timer.step("parity check" + (f" ({recipe})" if recipe else ""), artifact=artifact):
         runtime = open_runtime(info.runtime, files.model, precision, request.threads)
         candidate, latency_ms = _timed_predict(runtime.run, parity_inputs[0], advance)
     candidate = _test_hook_break(info.name, recipe, candidate)

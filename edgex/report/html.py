@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from html import escape
 
-from edgex.report.svg import scatter, size_bars
-from edgex.report.tables import COLUMNS, machine_line, reference_cells, result_cells, settings_line
+from edgex.report.svg import scatter, size_bars, throughput_bars
+from edgex.report.tables import COLUMNS, floor_line, machine_line, reference_cells, result_cells, settings_line
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; background: #fff; }
@@ -35,6 +35,7 @@ def render_html(report: dict) -> str:
 <style>{_STYLE}</style></head><body>
 <h1>edgex benchmark report</h1>
 <p class="note">machine: {escape(machine_line(report))}<br>timing: {escape(settings_line(report))}<br>
+{escape(floor_line(report)) + "<br>" if floor_line(report) else ""}
 accuracy: {accuracy}<br>{created}</p>
 <h2>Accuracy against latency</h2>
 {scatter(report['results'], report.get('references', []))}
@@ -44,6 +45,8 @@ accuracy: {accuracy}<br>{created}</p>
 </tbody></table>
 <p class="note">★ on the Pareto front. Δ top-1: change against the FP32 source on the same images, paired bootstrap
 95% interval; "(noise)" when it contains 0.</p>
+<h2>Throughput</h2>
+{throughput_bars(report['results'])}
 <h2>Size on disk</h2>
 {size_bars(report['results'])}
 </body></html>

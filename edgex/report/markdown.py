@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from edgex.report.tables import COLUMNS, machine_line, reference_cells, result_cells, settings_line, threads_cell
+from edgex.report.tables import (
+    COLUMNS,
+    floor_line,
+    machine_line,
+    reference_cells,
+    result_cells,
+    settings_line,
+    threads_cell,
+)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -20,6 +28,7 @@ def render_markdown(report: dict) -> str:
         "",
         f"- machine: {machine_line(report)}",
         f"- timing: {settings_line(report)}",
+        *([f"- {floor_line(report)}"] if floor_line(report) else []),
         f"- accuracy: {data['count']} images, {len(data['classes'])} classes from {data['path']}" if data
         else "- accuracy: not measured (pass --eval-data)",
         f"- created {report.get('created')} by edgex {report.get('edgex_version')}",

@@ -102,20 +102,43 @@ def _label_y(placed: list[tuple[float, float, float]], x: float, y: float, text:
 def size_bars(results: list[dict]) -> str:
     """One horizontal bar per artifact: size on disk (MB)."""
     rows = [r for r in results if r.get("size_bytes")]
+    return _bars(rows, "sizes", "size on disk", lambda r: r["size_bytes"], lambda r: f"{r['size_bytes'] / 1e6:.1f} MB")
+
+
+def throughput_bars(results: list[dict]) -> str:
+    """One bar per artifact: images/s with --streams requests in flight (else one request at --batch),
+    labelled with the one-request figure beside it, so throughput and latency read together."""
+    rows = [r for r in results if r.get("status") == "ok" and (r.get("throughput_ips") or _streams_ips(r))]
+    return _bars(rows, "throughput", "images per second", lambda r: _streams_ips(r) or r["throughput_ips"],
+                 _throughput_text)
+
+
+def _streams_ips(row: dict) -> float | None:
+    return (row.get("streams") or {}).get("throughput_ips")
+
+
+def _throughput_text(row: dict) -> str:
+    one = f"{row['throughput_ips']:.1f}/s with 1 request at batch {row.get('batch') or 1}"
+    streams = row.get("streams")
+    return f"{streams['throughput_ips']:.1f}/s with {streams['streams']} streams ({one})" if streams else one
+
+
+def _bars(rows: list[dict], svg_id: str, label: str, value, text) -> str:
+    """One horizontal bar per row, scaled to the largest value, coloured by target (int8 solid)."""
     if not rows:
         return ""
     bar_h, gap, left, width = 18, 6, 150, 560
-    biggest = max(r["size_bytes"] for r in rows)
+    biggest = max(value(r) for r in rows)
     height = len(rows) * (bar_h + gap) + 10
-    out = [f'<svg id="sizes" xmlns="http://www.w3.org/2000/svg" width="{left + width + 80}" height="{height}" '
-           'role="img" aria-label="size on disk">']
+    out = [f'<svg id="{svg_id}" xmlns="http://www.w3.org/2000/svg" width="{left + width + 320}" height="{height}" '
+           f'role="img" aria-label="{label}">']
     for i, r in enumerate(rows):
         y = 5 + i * (bar_h + gap)
-        w = max(1.0, r["size_bytes"] / biggest * width)
+        w = max(1.0, value(r) / biggest * width)
         colour = TARGET_COLOURS.get(r["target"], "#444")
         out.append(f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" font-size="12">{escape(r["name"])}</text>'
                    f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}" '
                    f'opacity="{1.0 if r.get("precision") == "int8" else 0.45}"/>'
-                   f'<text x="{left + w + 6:.1f}" y="{y + 13}" font-size="12">{r["size_bytes"] / 1e6:.1f} MB</text>')
+                   f'<text x="{left + w + 6:.1f}" y="{y + 13}" font-size="12">{escape(text(r))}</text>')
     out.append("</svg>")
     return "\n".join(out)

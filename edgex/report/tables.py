@@ -7,7 +7,7 @@ import json
 from edgex.report.schema import row_threads
 
 COLUMNS = ("artifact", "status", "top-1", "top-5", "Δ top-1 vs FP32 (95% CI)", "agreement", "p50 ms", "p90 ms",
-           "threads", "runs (time)", "size MB", "peak RSS MB", "ran as")
+           "threads", "runs (time)", "images/s", "× floor", "size MB", "peak RSS MB", "ran as")
 
 
 def _num(value, digits: int = 1, scale: float = 1.0) -> str:
@@ -45,13 +45,28 @@ def result_cells(row: dict) -> list[str]:
     name = row["name"] + (" ★" if row.get("pareto") else "")
     return [name, status, _num(accuracy.get("top1"), 4), _num(accuracy.get("top5"), 4), drop_cell(vs),
             _num(vs and vs["agreement"], 4), _num(latency.get("p50")), _num(latency.get("p90")), threads_cell(row),
-            runs, _num(row.get("size_bytes"), 1, 1e-6), _num(row.get("peak_rss_mb"), 0), ran_as(row.get("runtime"))]
+            runs, throughput_cell(row), floor_cell(row), _num(row.get("size_bytes"), 1, 1e-6),
+            _num(row.get("peak_rss_mb"), 0), ran_as(row.get("runtime"))]
+
+
+def throughput_cell(row: dict) -> str:
+    """Images/s with --streams requests in flight, else one request at --batch."""
+    streams = row.get("streams")
+    if streams:
+        return f"{streams['throughput_ips']:.1f} ({streams['streams']} streams)"
+    return _num(row.get("throughput_ips"))
+
+
+def floor_cell(row: dict) -> str:
+    """p50 over the machine's floor for this model's MACs at this precision (bench --floor)."""
+    floor = row.get("floor")
+    return f"{floor['ratio']:.2f}" if floor else "–"
 
 
 def reference_cells(ref: dict) -> list[str]:
     accuracy = ref.get("accuracy") or {}
     return [f"{ref['name']} (reference)", "ok", _num(accuracy.get("top1"), 4), _num(accuracy.get("top5"), 4), "0",
-            "1.0000", "–", "–", "–", "–", "–", "–",
+            "1.0000", "–", "–", "–", "–", "–", "–", "–", "–",
             f"{ref.get('target') or 'source'} (in-process)"]
 
 
@@ -78,9 +93,23 @@ def settings_line(report: dict) -> str:
     s = report.get("settings") or {}
     if not s.get("latency", True):
         return "accuracy only (no timing)"
+    streams = (f"; then images/s with {s['streams']} requests in flight, as long again"
+               if (s.get("streams") or 1) > 1 else "")
     return (f"batch {s.get('batch')}, threads {s.get('threads') or _default_threads(report)}, {s.get('warmup')} "
             f"warm-up runs, then at least {s.get('min_runs')} runs and {s.get('min_seconds')} s per artifact, one "
-            "artifact at a time")
+            f"artifact at a time{streams}")
+
+
+def floor_line(report: dict) -> str | None:
+    """The machine's floor the × floor column divides by (bench --floor), or why there is none."""
+    floor = report.get("floor")
+    if not floor:
+        return None
+    if "error" in floor:
+        return f"floor: not measured ({floor['error']})"
+    rates = ", ".join(f"{kind} {rate:.0f} GMAC/s" for kind, rate in floor["gmac_per_s"].items() if rate)
+    return (f"floor: {rates} (best Xception-shaped pointwise convolution chains, {floor['threads']} threads); "
+            "× floor = p50 / (the artifact's MACs at that rate)")
 
 
 def _default_threads(report: dict) -> str:

@@ -1,0 +1,37 @@
+"""`edgex convert --timings`: one row per step that ran, shared steps once, seconds and peak memory."""
+
+from __future__ import annotations
+
+import json
+
+from helpers import run_edgex
+
+
+def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
+    out = tmp_path / "out"
+    done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--int8", "--calib-data", images_dir,
+                     "--calib-size", "12", "--output", out, "--timings", "-q")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    header = lines.index("| artifact | step | seconds | peak RSS MB (edgex) | peak RSS MB (largest child) |")
+    rows = [line.split(" | ") for line in lines[header + 2:] if line.startswith("| ")]
+    steps = [(row[0].lstrip("| "), row[1]) for row in rows]
+    shared = [step for artifact, step in steps if artifact == "shared"]
+    assert shared == ["load source model", "export SavedModel (shared by every target)",
+                      "pick calibration images, decode parity images", "source model on parity images"]
+    for target in ("onnx-int8", "openvino-int8", "tflite-int8"):
+        own = [step for artifact, step in steps if artifact == target]
+        assert any(step.startswith("parity check") for step in own), own
+        assert own[-1] == "write manifest, publish", own
+    assert ("onnx-int8", "activation ranges (12 images) (u8s8-w7)") in steps
+    assert ("tflite-int8", "activation ranges (12 images) (int8)") in steps
+    assert steps[-1] == ("all", "wall time")
+    for row in rows:
+        assert float(row[2]) >= 0 and float(row[3]) > 0
+    # --json carries the same steps per result
+    again = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--calib-data", images_dir,
+                      "--output", tmp_path / "json", "--json", "--timings", "-q")
+    assert again.returncode == 0, again.stderr
+    (result,) = json.loads(again.stdout)["results"]
+    assert [s["step"] for s in result["timings"]][:2] == ["load source model",
+                                                          "export SavedModel (shared by every target)"]
