@@ -10,10 +10,10 @@ benchmarks/convert_clothing.py leaves in build/bench-clothing/clothing_xception)
   no code with edgex (each runtime's own API), and the int8 speed-up;
 - with --peers: the path from each vendor's docs converted on the same calibration images (ORT
   `quantize_static` defaults, NNCF `quantize` defaults, TFLiteConverter full int8) timed in the same turns;
-- the floor: Xception-shaped pointwise (1x1) and depthwise (3x3) convolutions timed in f32 and int8 in
-  ONNX Runtime and OpenVINO; the best pointwise rate (pointwise convs carry ~97% of the MACs; depthwise
-  rates are printed, not used) gives the machine's floor for Xception's 8.36 GMAC, and each artifact's
-  ms over that floor;
+- the floor (edgex.bench.floor, the same microbenchmark as `edgex bench --floor`): Xception-shaped pointwise
+  (1x1) and depthwise (3x3) convolutions timed in f32 and int8 in ONNX Runtime and OpenVINO; the best
+  pointwise rate (pointwise convs carry ~97% of the MACs; depthwise rates are printed, not used) gives the
+  machine's floor for Xception's 8.36 GMAC, and each artifact's ms over that floor;
 - the machine: CPU model, family/model, clock, the ISA flags that decide int8 speed, threads.
 """
 

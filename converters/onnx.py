@@ -37,6 +37,22 @@ def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
     return recipe_named("onnx", options.recipe, options.range_estimator) if options.precision == "int8" else None
 
 
+def prepare(source: Source, options: ConvertOptions) -> None:
+    """Start tf2onnx now, in the background (it runs in child processes), so the export overlaps the
+    other targets' builds; convert() waits for it. PyTorch sources export in-process, when converted."""
+    if source.framework == "torch":
+        return
+    saved_model = source.saved_model()
+    source.start(f"onnx-opset{options.opset}",
+                 lambda folder: _timed_export(saved_model, folder / "fp32.onnx", options.opset))
+
+
+def _timed_export(saved_model: Path, out: Path, opset: int) -> tuple[Path, float]:
+    start = time.perf_counter()
+    export_with_tf2onnx(saved_model, out, opset)
+    return out, time.perf_counter() - start
+
+
 def describe(path: Path) -> tuple[list[dict], list[dict]]:
     import onnx
 
@@ -55,13 +71,20 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         start = time.perf_counter()
-        if source.framework == "torch":  # PyTorch source: dynamo exporter, then the same int8 path below
+        started = source.started(f"onnx-opset{options.opset}")
+        if started is not None:  # prepare() began it while other targets were built
+            exported, seconds = started.result()
+            shutil.copyfile(exported, fp32)  # the export stays for the next recipe or precision
+            timings["tf2onnx (in the background)"] = seconds
+            timings["waiting for tf2onnx"] = time.perf_counter() - start
+        elif source.framework == "torch":  # PyTorch source: dynamo exporter, then the same int8 path below
             from edgex.sources.torch_export import export_onnx
 
             export_onnx(source, fp32, options.opset)
+            timings["torch.onnx.export"] = time.perf_counter() - start
         else:
             export_with_tf2onnx(source.saved_model(), fp32, options.opset)
-        timings["torch.onnx.export" if source.framework == "torch" else "tf2onnx"] = time.perf_counter() - start
+            timings["tf2onnx"] = time.perf_counter() - start
         recipe = None
         if options.precision == "int8":
             recipe = quantize_recipe(source, options)
@@ -168,9 +191,9 @@ def collect_ranges(model_path: Path, calib: CalibrationSet, method: str, tmp: Pa
     augmented, names = _augment_with_range_outputs(model)
     path = tmp / "augmented.onnx"
     onnx.save(augmented, str(path))
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    # ORT's full optimizations (about 1.3x faster on Xception): every observed tensor also feeds its
+    # ReduceMin/ReduceMax, so no fusion can swallow it; the ranges equal the unoptimized graph's (to 1e-5).
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
     outputs = [n + s for n in names for s in _RANGE_SUFFIX]
     collector = RangeCollector(method)

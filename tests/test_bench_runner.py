@@ -16,8 +16,9 @@ from test_bench_fixtures import tiny_int8_artifacts, truncated_copy
 
 from edgex.bench.child import RUNNER
 
-ALLOWED_IMPORTS = {"argparse", "contextlib", "json", "os", "platform", "sys", "time", "threading", "importlib", "pathlib",
-                   "numpy", "resource", "__future__", "onnxruntime", "openvino", "ai_edge_litert", "tflite_runtime"}
+ALLOWED_IMPORTS = {"argparse", "contextlib", "json", "os", "platform", "sys", "time", "threading", "importlib",
+                   "pathlib", "numpy", "resource", "__future__", "onnxruntime", "openvino", "ai_edge_litert",
+                   "tflite_runtime"}
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,8 @@ class Source:
     output_kind: str = "logits"  # or "softmax" / "sigmoid": the parity check compares probabilities then
     _saved_model_dir: Path | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
+    # Work a converter started ahead, in the background (name -> concurrent.futures.Future), see `start`.
+    _started: dict = field(default_factory=dict, repr=False)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Logits of the source model for a preprocessed batch."""
@@ -61,8 +63,7 @@ class Source:
             if self.framework == "saved_model":
                 self._saved_model_dir = self.path
             else:
-                self._tmp = tempfile.TemporaryDirectory(prefix="edgex-savedmodel-")
-                out = Path(self._tmp.name) / "saved_model"
+                out = self.work_dir() / "saved_model"
                 self._inference_wrapper().export(str(out), format="tf_saved_model", verbose=False)
                 self._saved_model_dir = out
         return self._saved_model_dir
@@ -82,7 +83,36 @@ class Source:
         return {"path": str(self.path), "sha256": sha256_path(self.path), "framework": self.framework,
                 "name": self.name}
 
+    def start(self, name: str, work) -> None:
+        """Run `work(folder)` in a background thread (once per name), its files in a folder this source owns
+        until close(): how a converter's slow child-process step overlaps the other targets' builds."""
+        if name in self._started:
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        folder = self.work_dir() / name
+        folder.mkdir()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"edgex-{name}")
+        self._started[name] = pool.submit(work, folder)
+        pool.shutdown(wait=False)
+
+    def started(self, name: str):
+        """The Future of work started under `name`, or None."""
+        return self._started.get(name)
+
+    def work_dir(self) -> Path:
+        """A private temporary folder for this source's exports, removed by close()."""
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="edgex-savedmodel-")
+        return Path(self._tmp.name)
+
     def close(self) -> None:
+        import contextlib
+
+        for future in self._started.values():  # let background children finish before their folder goes
+            with contextlib.suppress(Exception):
+                future.result(timeout=120)
+        self._started.clear()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
