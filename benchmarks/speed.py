@@ -20,6 +20,7 @@ benchmarks/convert_clothing.py leaves in build/bench-clothing/clothing_xception)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import statistics
@@ -175,7 +176,8 @@ def tflite_peer(keras_model: Path, batches: list[np.ndarray], out: Path) -> Path
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = tf.int8
     converter.inference_output_type = tf.int8
-    out.write_bytes(converter.convert())
+    with contextlib.redirect_stdout(sys.stderr):  # the converter prints its SavedModel's signature
+        out.write_bytes(converter.convert())
     return out
 
 
