@@ -43,8 +43,13 @@ def prepare(source: Source, options: ConvertOptions) -> None:
     if source.framework == "torch":
         return
     saved_model = source.saved_model()
-    source.start(f"onnx-opset{options.opset}",
+    source.start(_export_key(options.opset),
                  lambda folder: _timed_export(saved_model, folder / "fp32.onnx", options.opset))
+
+
+def _export_key(opset: int) -> str:
+    """The name prepare() starts the fp32 export under, and convert() looks it up by."""
+    return f"onnx-opset{opset}"
 
 
 def _timed_export(saved_model: Path, out: Path, opset: int) -> tuple[Path, float]:
@@ -71,7 +76,7 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         start = time.perf_counter()
-        started = source.started(f"onnx-opset{options.opset}")
+        started = source.started(_export_key(options.opset))
         if started is not None:  # prepare() began it while other targets were built
             exported, seconds = started.result()
             shutil.copyfile(exported, fp32)  # the export stays for the next recipe or precision

@@ -67,25 +67,13 @@ def _quantize(f32: Path, q8: Path, x: np.ndarray) -> None:
 
 
 def _openers(f32: Path, q8: Path, threads: int) -> dict:
-    def ort_session(path: Path):
-        import onnxruntime as ort
+    """Each chain in each runtime, opened as artifacts are (the runner's sessions, the runtime's defaults)."""
+    from edgex.bench.runner import open_session
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return lambda x: session.run(None, {"x": x})
-
-    def ov_request(path: Path, precision: str | None):
-        import openvino as ov
-
-        config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
-        if precision:
-            config["INFERENCE_PRECISION_HINT"] = precision
-        request = ov.Core().compile_model(str(path), "CPU", config).create_infer_request()
-        return lambda x: request.infer({0: x})
-
-    return {"f32/onnxruntime": lambda: ort_session(f32), "int8/onnxruntime": lambda: ort_session(q8),
-            "f32/openvino": lambda: ov_request(f32, "f32"), "int8/openvino": lambda: ov_request(q8, None)}
+    return {f"{kind}/{runtime}": (lambda runtime=runtime, path=path, precision=precision:
+                                  open_session(runtime, path, precision, threads).run)
+            for runtime in ("onnxruntime", "openvino")
+            for kind, path, precision in (("f32", f32, "fp32"), ("int8", q8, "int8"))}
 
 
 def _time_in_turns(runners: dict, x: np.ndarray, runs: int, rounds: int = 3) -> dict[str, float]:
@@ -107,6 +95,8 @@ def measure_floor(threads: int, runs: int = 30) -> dict:
     """GMAC/s of each layer kind per precision and runtime, and the best pointwise rate per precision."""
     import onnx
 
+    from edgex.bench.runner import RunnerError
+
     layers = []
     with tempfile.TemporaryDirectory(prefix="edgex-floor-") as tmp:
         for name, cin, cout, size, groups in LAYERS:
@@ -120,10 +110,10 @@ def measure_floor(threads: int, runs: int = 30) -> dict:
             for key, opener in _openers(f32, q8, threads).items():
                 try:
                     runners[key] = opener()
-                except ImportError:
-                    continue  # that runtime is not installed here
-                except RuntimeError as error:  # e.g. no OpenVINO kernel for ORT's QDQ pattern on this CPU
-                    unsupported.append(f"{key}: {str(error).strip().splitlines()[-1][:80]}")
+                except RunnerError as error:
+                    if error.kind != "missing_runtime":  # e.g. no OpenVINO kernel for ORT's QDQ pattern here
+                        why = str(error.__cause__ or error).strip().splitlines()[-1]
+                        unsupported.append(f"{key}: {why[:80]}")
             medians = _time_in_turns(runners, x, runs)
             layers.append({"layer": name, "gmac": gmac, "unsupported": unsupported,
                            "gmac_per_s": {key: gmac / (ms / 1000) for key, ms in medians.items()}})

@@ -87,7 +87,7 @@ def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None
             else:
                 reporter.info(f"[red]✗ {ref.name}: {row['error']}[/red]")
     report = build_report(rows, settings, data.describe() if data is not None else None, list(references.values()))
-    if getattr(settings, "floor", False):
+    if settings.floor:
         report["floor"] = _floor(rows, settings, reporter)
     return report
 

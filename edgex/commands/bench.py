@@ -46,7 +46,8 @@ def add_parser(commands) -> None:
         description="Time each artifact in its real runtime (a clean child process each): load time, first "
         "inference, then warm-up and timed runs until both --min-runs and --min-seconds are reached. With "
         "--eval-data, also top-1/top-5, per-class accuracy and agreement with the FP32 source.",
-        epilog="example:\n  edgex bench edgex-out/clothing_xception --eval-data test/ --output report/\n\n"
+        epilog="examples:\n  edgex bench edgex-out/clothing_xception --eval-data test/ --output report/\n"
+        "  edgex bench edgex-out/clothing_xception --streams 2 --floor   (images/s, x this machine's floor)\n\n"
         + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -80,6 +81,7 @@ def add_parser(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     _check_positive(args)
+    _check_floor(args)
     check_remote_arguments(args)
     check_scale_arguments(args)
     settings = BenchSettings(threads=args.threads, min_runs=args.min_runs, min_seconds=args.min_seconds,
@@ -97,11 +99,17 @@ def _check_positive(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if args.min_seconds < 0 or args.warmup < 0:
         raise UsageError("--min-seconds and --warmup must not be negative")
+
+
+def _check_floor(args: argparse.Namespace) -> None:
+    """--floor times this machine: refused where the artifacts run on others."""
+    from edgex.errors import UsageError
+
     elsewhere = [flag for flag, on in (("--remote", getattr(args, "remote", None)),
                                        ("--remote-hosts", getattr(args, "remote_hosts", None)),
                                        ("--ray", getattr(args, "ray", False) or getattr(args, "ray_address", None)))
                  if on]
-    if getattr(args, "floor", False) and elsewhere:
+    if args.floor and elsewhere:
         raise UsageError(f"--floor measures this machine, but {elsewhere[0]} times the artifacts elsewhere",
                          "Drop --floor, or run edgex bench --floor on the machine that runs the artifacts.")
 

@@ -21,7 +21,8 @@ def add_parser(commands) -> None:
         description="Convert a Keras or PyTorch Xception (default: the embedded kitchenware model) to verified "
         "artifacts "
         "under OUTPUT/<model>/<target>-<precision>/, each with a manifest.json.",
-        epilog="example:\n  edgex convert --model m.keras --target tflite --int8 --calib-data images/\n\n"
+        epilog="examples:\n  edgex convert --model m.keras --target tflite --int8 --calib-data images/\n"
+        "  edgex convert --model m.keras --target all --int8 --calib-data images/ --timings   (time per step)\n\n"
         + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
