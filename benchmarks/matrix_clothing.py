@@ -6,7 +6,8 @@ Runs the pipeline of benchmarks/clothing_pipeline.yaml (calibration on validatio
 test/ images, Keras FP32 reference 0.9086 with NEAREST resize), reusing the artifacts that
 benchmarks/convert_clothing.py left in build/bench-clothing unless --reconvert. Writes
 build/bench-clothing/report/report.{json,md,html} and prints the table; --docs also copies the table
-into docs/clothing_report.md (numbers only, no models).
+into docs/clothing_report.md (numbers only, no models) and draws the README's picture,
+docs/img/accuracy_latency.svg (the report's accuracy-vs-latency scatter).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def main() -> None:
     ap.add_argument("--min-runs", type=int, default=50)
     ap.add_argument("--min-seconds", type=float, default=10.0)
     ap.add_argument("--reconvert", action="store_true", help="convert again even where artifacts exist")
-    ap.add_argument("--docs", action="store_true", help="also write docs/clothing_report.md")
+    ap.add_argument("--docs", action="store_true",
+                    help="also write docs/clothing_report.md and docs/img/accuracy_latency.svg")
     args = ap.parse_args()
 
     if not (shared_dir() / "datasets" / "clothing-small").is_dir():
@@ -52,6 +54,11 @@ def main() -> None:
     if args.docs:
         (REPO / "docs").mkdir(exist_ok=True)
         (REPO / "docs" / "clothing_report.md").write_text(table)
+        from edgex.report.svg import scatter
+
+        (REPO / "docs" / "img").mkdir(exist_ok=True)
+        svg = scatter(report["results"], report.get("references", []))
+        (REPO / "docs" / "img" / "accuracy_latency.svg").write_text(svg + "\n")
 
 
 if __name__ == "__main__":
