@@ -76,9 +76,11 @@ def _unpack_debs(state: Path, sysroot: Path) -> None:
     for folder in (state / "lists" / "partial", state / "cache" / "archives" / "partial"):
         folder.mkdir(parents=True, exist_ok=True)
     (state / "status").touch()
-    for step in (["update"], ["install", "--download-only", "--no-install-recommends", *_python_debs()]):
-        done = _apt(state, *step)
-        assert done.returncode == 0, f"apt-get {step[0]} (arm64) failed: {done.stderr.strip()[-800:]}"
+    # a third-party source without arm64 or out of reach fails `update` but not the download from Debian's own
+    update = _apt(state, "update")
+    done = _apt(state, "install", "--download-only", "--no-install-recommends", *_python_debs())
+    assert done.returncode == 0, (f"apt-get could not download Debian's arm64 {' '.join(_python_debs())}: "
+                                  f"{done.stderr.strip()[-600:]} (apt-get update: {update.stderr.strip()[-400:]})")
     debs = sorted((state / "cache" / "archives").glob("*.deb"))
     assert debs, "apt-get downloaded no arm64 packages"
     for deb in debs:
