@@ -208,10 +208,10 @@ def default_preprocess(model: TorchModel, shape: tuple[int, ...] | None) -> Prep
                       source={"inferred_from": "torch module input"})
 
 
-def load_torch_source(path: Path, trust_model: bool = False, classes: list[str] | None = None):
-    """A `Source` for a PyTorch file: weights + sidecar, or an exported program."""
-    from edgex.sources.load import Source, _classes_for
+def load_torch_model(path: Path, trust_model: bool = False) -> tuple[TorchModel, Preprocess, list[str] | None]:
+    """A PyTorch file (weights + sidecar, or an exported program) as (model, preprocessing, sidecar's classes).
 
+    edgex.sources.load wraps them in a `Source`; this module never imports it (no import circle)."""
     suffix = path.suffix.lower()
     if suffix not in TORCH_SUFFIXES:
         raise UsageError(f"{path} is not a PyTorch file", f"Use one of: {', '.join(TORCH_SUFFIXES)}.")
@@ -229,14 +229,7 @@ def load_torch_source(path: Path, trust_model: bool = False, classes: list[str] 
         preprocess = Preprocess.from_dict(sidecar["preprocess"])
     else:
         preprocess = default_preprocess(model, shape)
-    return Source(
-        name=path.stem,
-        path=path.resolve(),
-        framework="torch",
-        model=model,
-        preprocess=preprocess,
-        classes=classes or (sidecar or {}).get("classes") or _classes_for(path),
-    )
+    return model, preprocess, (sidecar or {}).get("classes")
 
 
 def save_module_program(module, example_input, folder: Path, name: str | None = None) -> Path:
