@@ -58,6 +58,10 @@ class UsageError(EdgexError):
     exit_code = EXIT_USAGE
 
 
+class ArgumentError(UsageError, TypeError):
+    """A Python API call with a keyword it does not take: a TypeError to Python, a usage error (2) to edgex."""
+
+
 class GateError(EdgexError):
     """An artifact was built but does not agree with its source closely enough."""
 
