@@ -60,7 +60,7 @@ def test_old_api_keywords_are_a_type_error_that_says_what_to_write(kwargs, hint,
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"precision": "int4"}, "unknown precision"), ({"recipe": "x"}, "int8 only"),
+    ({"precision": "int4"}, "unknown precision"), ({"recipe": "x"}, "applies to precision"),
     ({"classes": "classes.json"}, "list of class names"), ({"layout": "CHW"}, "unknown layout"),
     ({"calib_data": "a", "calibration": "b"}, "disagree"),
 ])
