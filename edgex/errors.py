@@ -59,7 +59,11 @@ class UsageError(EdgexError):
 
 
 class ArgumentError(UsageError, TypeError):
-    """A Python API call with a keyword it does not take: a TypeError to Python, a usage error (2) to edgex."""
+    """A Python API call with a keyword it does not take: a TypeError to Python, a usage error (2) to edgex.
+    Its traceback line carries the hint too: that is all a Python caller reads."""
+
+    def __str__(self) -> str:
+        return self.one_line()
 
 
 class GateError(EdgexError):

@@ -65,8 +65,8 @@ class SourceReference:
         if key not in self._logits:
             from edgex.runtimes.source import SourceSession
 
+            session = SourceSession(path, trust_model=self.trust_model)  # a refused format raises here, unannounced
             self.reporter.info(f"evaluating the FP32 source {path.name} (reference for agreement)")
-            session = SourceSession(path, trust_model=self.trust_model)
             out = []
             with self.reporter.task(f"source {path.name}", len(inputs)) as advance:
                 for start in range(0, len(inputs), SOURCE_BATCH):
