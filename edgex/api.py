@@ -1,136 +1,202 @@
-"""The public Python API: small, like NNCF's `quantize(model, dataset)`."""
+"""The public Python API, in NNCF's and litert-torch's style: one call, `precision` says what to build.
+
+    artifacts = edgex.convert("m.keras", target="all", precision="int8", calib_data="images/")
+    artifacts[0].path, artifacts[0].parity["agreement"], artifacts[0].predict(["photo.jpg"]).labels
+
+Everything else is grouped in the typed options the CLI and `edgex run` use (edgex.options), so a
+default is defined once: calibration=CalibrationOptions(...), preprocess=PreprocessOverrides(...),
+parity=ParityOptions(...), budget=BudgetOptions(...).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgex.artifacts.artifact import Artifact
 from edgex.conversion.build import ConvertRequest, run_convert
-from edgex.errors import UsageError
-from edgex.options import BUDGET, CALIBRATION, CONVERT_OUTPUT, PRECISIONS, Thresholds
+from edgex.errors import ArgumentError, GateError, UsageError
+from edgex.options import (
+    CONVERT_OUTPUT,
+    DEFAULT_THRESHOLDS,
+    PRECISIONS,
+    BudgetOptions,
+    CalibrationOptions,
+    ParityOptions,
+    PreprocessOverrides,
+    Thresholds,
+)
 from edgex.predict.model import load
 from edgex.progress import Reporter
-from edgex.sources.pytorch import module_as_program
 
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["convert", "load"]
+__all__ = ["Artifact", "convert", "load"]
+
+# Keywords of the old API -> what to write now (a call that uses one gets this in its error).
+_MOVED = {
+    **{flag: f'use precision="{flag}"' for flag in ("int8", "fp16", "dynamic")},
+    **{old: f"use calibration=edgex.CalibrationOptions({new}=...)" for old, new in
+       (("calib_size", "size"), ("calib_method", "method"), ("seed", "seed"), ("skip_bad_images", "skip_bad_images"))},
+    **{old: f"use parity=edgex.ParityOptions({new}=...)" for old, new in
+       (("parity_data", "data"), ("min_agreement", "min_agreement"), ("min_cosine", "min_cosine"))},
+    **{old: f"use preprocess=edgex.PreprocessOverrides({old}=...)" for old in
+       ("interpolation", "input_size", "crop_fraction", "mean", "std")},
+    **{old: f"use budget=edgex.BudgetOptions({new}=...)" for old, new in
+       (("max_accuracy_drop", "max_accuracy_drop"), ("eval_data", "eval_data"),
+        ("min_eval_agreement", "min_eval_agreement"), ("budget_trials", "max_trials"))},
+}
 
 
 def convert(
     model: str | Path | torch.nn.Module | None = None,
     target: str = "all",
     *,
-    precision: str | None = None,
-    example_input: torch.Tensor | None = None,
-    int8: bool = False,
-    fp16: bool = False,
-    dynamic: bool = False,
+    precision: str = "fp32",
     calib_data: str | Path | None = None,
-    parity_data: str | Path | None = None,
-    calib_size: int = CALIBRATION.size,
-    calib_method: str = CALIBRATION.method,
-    seed: int = CALIBRATION.seed,
-    output: str | Path = CONVERT_OUTPUT,
-    interpolation: str | None = None,
-    input_size: tuple[int, int] | None = None,
-    crop_fraction: float | None = None,
-    mean: tuple[float, float, float] | None = None,
-    std: tuple[float, float, float] | None = None,
-    layout: str | None = None,
-    float_io: bool = False,
-    trust_model: bool = False,
-    min_agreement: float | None = None,
-    min_cosine: float | None = None,
+    example_input: torch.Tensor | None = None,
     classes: list[str] | None = None,
-    reporter: Reporter | None = None,
-    max_accuracy_drop: float | None = None,
-    eval_data: str | Path | None = None,
-    min_eval_agreement: float | None = None,
-    budget_trials: int | None = None,
-    skip_bad_images: bool = CALIBRATION.skip_bad_images,
+    layout: str | None = None,
+    output: str | Path = CONVERT_OUTPUT,
+    trust_model: bool = False,
+    progress: bool = True,
+    calibration: CalibrationOptions | None = None,
+    preprocess: PreprocessOverrides | None = None,
+    parity: ParityOptions | None = None,
+    budget: BudgetOptions | None = None,
     recipe: str | None = None,
-) -> list[dict]:
-    """Convert a Keras Xception (None: the embedded kitchenware model) to verified artifacts.
+    float_io: bool = False,
+    reporter: Reporter | None = None,
+    **removed,
+) -> list[Artifact]:
+    """Convert a model to verified artifacts under OUTPUT/<model>/<target>-<precision>/: one `Artifact` each.
 
-    `model` may also be a PyTorch file (.safetensors/.pt with sidecar, .pt2 with trust_model) or a
-    `torch.nn.Module` with `example_input`, one (1, 3, H, W) batch.
+    `model`: a Keras file or SavedModel folder, a PyTorch file (.safetensors/.pt with sidecar, .pt2 with
+    trust_model), a `torch.nn.Module` with `example_input` (one (1, 3, H, W) batch), or None for the embedded
+    kitchenware Xception. A module is saved as OUTPUT/<name>/<name>.pt2 (torch.export), the source its
+    manifests name, so `edgex eval` can compare against it later.
+    `target`: onnx, openvino, tflite or all. `precision`: fp32, fp16, dynamic or int8 (needs `calib_data`,
+    a folder of a few hundred images). `classes`: names in output order, recorded in the manifests.
+    `layout`: the artifacts' input layout, NHWC (default, what phone and Pi apps feed) or NCHW.
+    `progress`: status lines and bars on stderr, as the CLI prints them (False: silent; `reporter` replaces them).
+    int8 tries each target's recipes in order and keeps the first that passes parity; `recipe` forces one.
 
-    `precision` is one of fp32 (default), fp16, dynamic, int8; the flags int8=/fp16=/dynamic=True say the
-    same as the CLI does.
-
-    int8 tries each target's recipes in order (`edgex.calibration.recipes`) and keeps the first that
-    passes parity; `recipe` forces one by name.
-
-    Returns one dict per artifact (target, precision, path, parity, size_bytes). Raises an
-    `edgex.errors.EdgexError` subclass on failure; `GateError` carries `.results`.
+    Raises an `edgex.errors.EdgexError` subclass on failure; `GateError.results` holds the Artifacts built.
     """
-    precision = _precision(precision, int8=int8, fp16=fp16, dynamic=dynamic)
-    overrides = {"interpolation": interpolation, "crop_fraction": crop_fraction, "layout": layout,
-                 "mean": tuple(mean) if mean else None, "std": tuple(std) if std else None}
-    if input_size is not None:
-        overrides["height"], overrides["width"] = input_size
-    thresholds = None
-    if min_agreement is not None or min_cosine is not None:
-        from edgex.options import DEFAULT_THRESHOLDS
+    if removed:
+        name = next(iter(removed))
+        raise ArgumentError(f"edgex.convert() got an unexpected keyword argument {name!r}",
+                            (_MOVED[name] + " instead.") if name in _MOVED else "See help(edgex.convert).")
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}", f"Use one of: {', '.join(PRECISIONS)}.")
+    if recipe is not None and precision != "int8":
+        raise UsageError("recipe= applies to precision='int8' only")
+    calibration, parity = calibration or CalibrationOptions(), parity or ParityOptions()
+    calib_data = _one_of("calib_data", calib_data, "calibration.data", calibration.data)
+    overrides = _preprocess_overrides(preprocess or PreprocessOverrides(), layout)
+    reporter = reporter or (_progress_reporter() if progress else Reporter())
+    # A torch.nn.Module (with example_input) travels as a torch.export program edgex keeps beside the artifacts.
+    from edgex.sources.module import module_as_program
 
-        base = DEFAULT_THRESHOLDS[precision]
-        cosine = base.min_cosine if min_cosine is None else min_cosine
-        thresholds = Thresholds(
-            min_agreement=base.min_agreement if min_agreement is None else min_agreement,
-            min_cosine=cosine,
-            min_tail_cosine=min(base.min_tail_cosine, cosine),  # a relaxed mean relaxes the tail with it
-        )
-    # A torch.nn.Module (with example_input) travels as a torch.export program edgex writes and loads back.
-    model, trust_model, _program_dir = module_as_program(model, example_input, trust_model)
+    model, trust_model = module_as_program(model, example_input, trust_model, Path(output))
     request = ConvertRequest(
         model=Path(model) if model is not None else None,
         target=target,
         precision=precision,
         calib_data=Path(calib_data) if calib_data is not None else None,
-        parity_data=Path(parity_data) if parity_data is not None else None,
-        calib_size=calib_size,
-        seed=seed,
-        calib_method=calib_method,
-        preprocess_overrides={k: v for k, v in overrides.items() if v is not None},
+        parity_data=Path(parity.data) if parity.data is not None else None,
+        calib_size=calibration.size,
+        seed=calibration.seed,
+        calib_method=calibration.method,
+        parity_size=calibration.parity_size,
+        preprocess_overrides=overrides,
         output=Path(output),
         float_io=float_io,
         trust_model=trust_model,
-        thresholds=thresholds,
-        classes=classes,
-        budget=_budget(precision == "int8", max_accuracy_drop, eval_data, min_eval_agreement, budget_trials),
-        skip_bad_images=skip_bad_images,
+        thresholds=_thresholds(precision, parity),
+        classes=_class_names(classes),
+        budget=_budget(precision, budget),
+        skip_bad_images=calibration.skip_bad_images,
         recipe=recipe,
     )
-    if recipe is not None and precision != "int8":
-        raise UsageError("--recipe applies to --int8 only")
-    return run_convert(request, reporter)
+    try:
+        return [Artifact.from_result(result) for result in run_convert(request, reporter)]
+    except GateError as error:
+        error.results = [Artifact.from_result(r) for r in getattr(error, "results", [])]
+        raise
 
 
-def _precision(precision: str | None, **flags: bool) -> str:
-    """One precision from `precision="int8"` or the CLI-style flags; two different ones are a usage error."""
-    chosen = list(dict.fromkeys([*([precision] if precision is not None else []),
-                                 *(name for name, on in flags.items() if on)]))
-    if len(chosen) > 1:
-        raise UsageError(f"choose one precision, not {' and '.join(chosen)}")
-    if chosen and chosen[0] not in PRECISIONS:
-        raise UsageError(f"unknown precision {chosen[0]!r}", f"Use one of: {', '.join(PRECISIONS)}.")
-    return chosen[0] if chosen else "fp32"
+def _progress_reporter() -> Reporter:
+    """The CLI's status lines and bars, on stderr (stdout stays the caller's)."""
+    from edgex.progress import RichReporter
+
+    return RichReporter()
 
 
-def _budget(int8: bool, max_drop: float | None, eval_data, min_agreement: float | None, trials: int | None):
+def _one_of(name: str, value, other_name: str, other):
+    if value is not None and other is not None and str(value) != str(other):
+        raise UsageError(f"{name}={value!r} and {other_name}={other!r} disagree", "Pass one of them.")
+    return value if value is not None else other
+
+
+def _preprocess_overrides(pre: PreprocessOverrides, layout: str | None) -> dict:
+    """PreprocessOverrides (as the CLI and YAML spell them: N or (H, W), a number or three) -> Preprocess fields."""
+    layout = _one_of("layout", layout, "preprocess.layout", pre.layout)
+    if layout is not None and layout not in ("NHWC", "NCHW"):
+        raise UsageError(f"unknown layout {layout!r}", "Use NHWC or NCHW.")
+    out = {"interpolation": pre.interpolation, "crop_fraction": pre.crop_fraction, "layout": layout,
+           "mean": _triple("mean", pre.mean), "std": _triple("std", pre.std)}
+    if pre.input_size is not None:
+        size = pre.input_size
+        height, width = (size, size) if isinstance(size, int) else tuple(size)
+        out["height"], out["width"] = int(height), int(width)
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _triple(name: str, value) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    values = (value,) * 3 if isinstance(value, (int, float)) else tuple(value)
+    if len(values) != 3:
+        raise UsageError(f"preprocess {name} must be a number or three, not {value!r}")
+    return tuple(float(v) for v in values)
+
+
+def _class_names(classes) -> list[str] | None:
+    if classes is None:
+        return None
+    if isinstance(classes, (str, Path)) or not all(isinstance(c, str) for c in classes):
+        raise UsageError("classes= takes a list of class names in output order",
+                         "Read a JSON file first: classes=json.load(open(path)).")
+    return list(classes)
+
+
+def _thresholds(precision: str, parity: ParityOptions) -> Thresholds | None:
+    """The parity gate's thresholds: the precision's own, with what `parity` relaxes or tightens."""
+    if parity.min_agreement is None and parity.min_cosine is None:
+        return None
+    base = DEFAULT_THRESHOLDS[precision]
+    cosine = base.min_cosine if parity.min_cosine is None else parity.min_cosine
+    return Thresholds(
+        min_agreement=base.min_agreement if parity.min_agreement is None else parity.min_agreement,
+        min_cosine=cosine,
+        min_tail_cosine=min(base.min_tail_cosine, cosine),  # a relaxed mean relaxes the tail with it
+    )
+
+
+def _budget(precision: str, options: BudgetOptions | None):
     """The int8 accuracy budget (edgex.conversion.budget.Budget), or None when none was asked for."""
-    if max_drop is None and min_agreement is None:
-        if eval_data is not None:
+    if options is None or (options.max_accuracy_drop is None and options.min_eval_agreement is None):
+        if options is not None and options.eval_data is not None:
             raise UsageError("--eval-data needs --max-accuracy-drop PP or --min-eval-agreement F")
         return None
-    if not int8:
+    if precision != "int8":
         raise UsageError("an accuracy budget applies to --int8 only")
-    if eval_data is None:
+    if options.eval_data is None:
         raise UsageError("an accuracy budget needs --eval-data DIR (held-out images, labelled for "
                          "--max-accuracy-drop)")
     from edgex.conversion.budget import Budget
 
-    return Budget(Path(eval_data), max_drop_pp=max_drop, min_agreement=min_agreement,
-                  max_trials=BUDGET.max_trials if trials is None else trials)
+    return Budget(Path(options.eval_data), max_drop_pp=options.max_accuracy_drop,
+                  min_agreement=options.min_eval_agreement, max_trials=options.max_trials)

@@ -58,6 +58,14 @@ class UsageError(EdgexError):
     exit_code = EXIT_USAGE
 
 
+class ArgumentError(UsageError, TypeError):
+    """A Python API call with a keyword it does not take: a TypeError to Python, a usage error (2) to edgex.
+    Its traceback line carries the hint too: that is all a Python caller reads."""
+
+    def __str__(self) -> str:
+        return self.one_line()
+
+
 class GateError(EdgexError):
     """An artifact was built but does not agree with its source closely enough."""
 

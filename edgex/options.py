@@ -99,9 +99,12 @@ class ParityOptions:
 
 @dataclass(frozen=True)
 class BudgetOptions:
-    """The int8 accuracy budget (edgex.conversion.budget)."""
+    """The int8 accuracy budget (edgex.conversion.budget): asked for by a drop or an agreement floor."""
 
     max_trials: int = 6
+    eval_data: str | None = None  # held-out images to score on: labelled (a folder per class) for the drop
+    max_accuracy_drop: float | None = None  # percentage points of top-1 vs the float source
+    min_eval_agreement: float | None = None  # top-1 agreement floor with the float source (unlabelled images)
 
 
 @dataclass(frozen=True)

@@ -92,3 +92,12 @@ def test_eval_cli_on_csv_matches_folder_evaluation(tiny_artifacts, images_dir, t
 def test_eval_requires_eval_data(tiny_artifacts):
     done = run_edgex("eval", tiny_artifacts)
     assert done.returncode == 2 and "--eval-data" in done.stderr
+
+
+def test_labelled_images_say_where_their_class_names_came_from(images_dir, tmp_path):
+    """eval fell back to sorted folder names without a word when no manifest named the classes."""
+    assert load_labelled(images_dir).classes_from == "sorted folder names"
+    assert load_labelled(images_dir).classes == sorted(CLASSES) != CLASSES
+    csv = tmp_path / "labels.csv"
+    csv.write_text("".join(f"{p},{p.relative_to(images_dir).parts[0]}\n" for p in sorted(images_dir.rglob("*.png"))))
+    assert load_labelled(csv).classes_from == "the CSV's labels, sorted"

@@ -196,10 +196,11 @@ def test_custom_torch_module_converts_to_every_int8_target(images_dir, tmp_path)
         torch.nn.Conv2d(16, 16, 3, padding=1, groups=16), torch.nn.Conv2d(16, 32, 1), torch.nn.ReLU(),
         torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(32, len(CLASSES))).eval()
     _fit_head(torch, module, images_dir)
-    results = edgex.convert(module, example_input=torch.zeros(1, 3, 64, 64), target="all", int8=True,
-                            calib_data=images_dir, calib_size=24, output=tmp_path, classes=CLASSES)
-    assert sorted(r["target"] for r in results) == sorted(TARGETS)
-    assert all(r["status"] == "ok" for r in results)
+    artifacts = edgex.convert(module, example_input=torch.zeros(1, 3, 64, 64), target="all", precision="int8",
+                              calib_data=images_dir, calibration=edgex.CalibrationOptions(size=24), output=tmp_path,
+                              classes=CLASSES, progress=False)
+    assert sorted(a.target for a in artifacts) == sorted(TARGETS)
+    assert all(a.ok for a in artifacts)
 
 
 def _fit_head(torch, module, images_dir) -> None:

@@ -42,21 +42,33 @@ def test_yaml_schema_knows_every_option_key_and_no_internal_one():
     assert "timeout" in schema["bench"] and "latency" not in schema["bench"]
 
 
-@pytest.mark.parametrize(("kwargs", "expected"), [
-    ({}, "fp32"), ({"precision": "int8"}, "int8"), ({"int8": True}, "int8"),
-    ({"precision": "fp16", "fp16": True}, "fp16"),
+@pytest.mark.parametrize(("kwargs", "hint"), [
+    ({"int8": True}, 'use precision="int8"'), ({"fp16": True}, 'use precision="fp16"'),
+    ({"dynamic": True}, 'use precision="dynamic"'), ({"calib_size": 24}, "CalibrationOptions(size="),
+    ({"min_agreement": 0.5}, "ParityOptions(min_agreement="), ({"mean": 127.5}, "PreprocessOverrides(mean="),
+    ({"max_accuracy_drop": 1.0}, "BudgetOptions(max_accuracy_drop="), ({"colour": "red"}, "help(edgex.convert)"),
 ])
-def test_api_precision_is_a_string_or_the_cli_flags(kwargs, expected):
-    from edgex.api import _precision
-
-    assert _precision(kwargs.pop("precision", None), **{"int8": False, "fp16": False, "dynamic": False,
-                                                         **kwargs}) == expected
-
-
-@pytest.mark.parametrize("kwargs", [{"precision": "int4"}, {"precision": "int8", "fp16": True}])
-def test_api_precision_mistakes_are_usage_errors(kwargs):
-    from edgex.api import _precision
+def test_old_api_keywords_are_a_type_error_that_says_what_to_write(kwargs, hint, tmp_path):
+    """The booleans int8=/fp16=/dynamic= and the flat options became precision= and typed option groups."""
+    import edgex
     from edgex.errors import UsageError
 
-    with pytest.raises(UsageError):
-        _precision(kwargs.pop("precision", None), **{"int8": False, "fp16": False, "dynamic": False, **kwargs})
+    with pytest.raises(TypeError, match="unexpected keyword argument") as caught:
+        edgex.convert("missing.keras", "onnx", output=tmp_path, progress=False, **kwargs)
+    assert isinstance(caught.value, UsageError) and hint in str(caught.value)  # what a traceback shows
+    assert not any(tmp_path.iterdir())  # refused before anything is loaded or written
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"precision": "int4"}, "unknown precision"), ({"recipe": "x"}, "applies to precision"),
+    ({"classes": "classes.json"}, "list of class names"), ({"layout": "CHW"}, "unknown layout"),
+    ({"calib_data": "a", "calibration": "b"}, "disagree"),
+])
+def test_api_mistakes_are_usage_errors(kwargs, message, tmp_path):
+    import edgex
+    from edgex.errors import UsageError
+
+    if "calibration" in kwargs:
+        kwargs["calibration"] = edgex.CalibrationOptions(data=kwargs["calibration"])
+    with pytest.raises(UsageError, match=message):
+        edgex.convert("missing.keras", "onnx", output=tmp_path, progress=False, **kwargs)

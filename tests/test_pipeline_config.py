@@ -51,7 +51,7 @@ def test_dry_run_resolves_paths_against_the_config_and_skips_impossible_pairs(tm
     plan = json.loads(done.stdout)
     assert plan["model"] == str(tmp_path / "models" / "m.keras")
     options = plan["convert_options"]
-    assert options["calib_data"] == str(tmp_path / "calib") and options["calib_size"] == 50
+    assert options["calib_data"] == str(tmp_path / "calib") and options["calibration"] == {"size": 50}
     assert [Path(a).name for a in plan["artifacts"]] == ["tflite-fp16", "onnx-int8", "tflite-int8"]
     assert plan["skipped"] == ["onnx-fp16: onnx has no fp16 precision"]
     assert plan["evaluation"]["data"] == str(tmp_path / "test") and plan["bench"] == {"min_runs": 3}

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from helpers import CLASSES, leftovers  # noqa: E402
+from helpers import CLASSES, leftovers, run_edgex  # noqa: E402
+
+from edgex.options import CalibrationOptions  # noqa: E402
 
 HAS_LITERT_TORCH = importlib.util.find_spec("litert_torch") is not None
 
@@ -33,16 +36,17 @@ def test_fp32_onnx_and_openvino_match_the_pytorch_source(tiny_torch, images_dir,
 
     results = []
     for target in ("onnx", "openvino"):
-        results += convert(tiny_torch, target, calib_data=images_dir, output=tmp_path)
-    assert [r["status"] for r in results] == ["ok", "ok"]
+        results += convert(tiny_torch, target, calib_data=images_dir, output=tmp_path, progress=False)
+    assert [r.status for r in results] == ["ok", "ok"]
     source = load_source(tiny_torch)
     images = np.stack([source.preprocess.load(p) for p in find_images(images_dir)[:6]])
     reference = source.predict(images)
     for result, runtime in zip(results, ("onnxruntime", "openvino"), strict=True):
-        manifest = json.loads((tmp_path / "tiny_torch" / f"{result['target']}-fp32" / "manifest.json").read_text())
+        manifest = json.loads((result.path / "manifest.json").read_text())
         assert manifest["source"]["framework"] == "torch" and manifest["classes"] == CLASSES
         assert manifest["inputs"][0]["layout"] == "NHWC"
-        model = tmp_path / "tiny_torch" / f"{result['target']}-fp32" / manifest["model_file"]
+        assert result.path == tmp_path / "tiny_torch" / f"{result.target}-fp32"
+        model = result.path / manifest["model_file"]
         logits = open_runtime(runtime, model, "fp32").run(images)
         np.testing.assert_allclose(logits, reference, rtol=0, atol=1e-3)
     assert not leftovers(tmp_path)
@@ -52,16 +56,18 @@ def test_fp32_onnx_and_openvino_match_the_pytorch_source(tiny_torch, images_dir,
 def test_int8_agrees_with_the_pytorch_source(tiny_torch, images_dir, tmp_path, target):
     from edgex.api import convert
 
-    (result,) = convert(tiny_torch, target, int8=True, calib_data=images_dir, calib_size=24, output=tmp_path)
-    assert result["status"] == "ok" and result["parity"]["agreement"] >= 0.9, result
+    (result,) = convert(tiny_torch, target, precision="int8", calib_data=images_dir,
+                        calibration=CalibrationOptions(size=24), output=tmp_path, progress=False)
+    assert result.ok and result.parity["agreement"] >= 0.9, result
 
 
 @pytest.mark.skipif(not HAS_LITERT_TORCH, reason="litert-torch is not installed (pip install 'edgex[litert-torch]')")
 def test_tflite_int8_from_pytorch_has_nhwc_input_and_agrees(tiny_torch, images_dir, tmp_path):
     from edgex.api import convert
 
-    (result,) = convert(tiny_torch, "tflite", int8=True, calib_data=images_dir, calib_size=24, output=tmp_path)
-    assert result["status"] == "ok" and result["parity"]["agreement"] >= 0.9, result
+    (result,) = convert(tiny_torch, "tflite", precision="int8", calib_data=images_dir,
+                        calibration=CalibrationOptions(size=24), output=tmp_path, progress=False)
+    assert result.ok and result.parity["agreement"] >= 0.9, result
     manifest = json.loads((tmp_path / "tiny_torch" / "tflite-int8" / "manifest.json").read_text())
     assert manifest["inputs"][0]["shape"] == [1, 96, 96, 3] and manifest["inputs"][0]["layout"] == "NHWC"
     assert manifest["quantization"]["range_estimator"] == "litert_torch_histogram"
@@ -78,15 +84,97 @@ def test_tflite_without_litert_torch_names_the_extra(tiny_torch, tmp_path):
     from edgex.errors import MissingDependencyError
 
     with pytest.raises(MissingDependencyError, match="litert-torch"):
-        convert(tiny_torch, "tflite", output=tmp_path)
+        convert(tiny_torch, "tflite", output=tmp_path, progress=False)
 
 
-def test_python_api_takes_an_nn_module_with_an_example_input(tiny_torch, tmp_path):
+@pytest.fixture(scope="module")
+def module_conversion(tiny_torch, tmp_path_factory):
+    """The tiny Xception as a plain nn.Module through edgex.convert with its defaults: (artifact, stderr)."""
+    import contextlib
+    import io
+
     from edgex.api import convert
     from edgex.sources.load import load_source
 
     module = load_source(tiny_torch).model.module
-    results = convert(module, "onnx", example_input=torch.zeros(1, 3, 96, 96), output=tmp_path, classes=CLASSES)
-    assert results[0]["status"] == "ok" and results[0]["parity"]["max_abs"] <= 1e-3
-    manifest = json.loads((tmp_path / "xception" / "onnx-fp32" / "manifest.json").read_text())
+    output = tmp_path_factory.mktemp("module")
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:  # progress=True (default): status lines on stderr
+        (artifact,) = convert(module, "onnx", example_input=torch.zeros(1, 3, 96, 96), output=output,
+                              classes=CLASSES)
+    return artifact, stderr.getvalue()
+
+
+def test_the_api_reports_progress_by_default_and_names_the_layout_change(module_conversion):
+    artifact, stderr = module_conversion
+    assert "loading model" in stderr and f"✓ onnx fp32: {artifact.path}" in stderr
+    contract = next(line for line in stderr.splitlines() if line.startswith("input:"))
+    assert "96x96 NHWC" in contract and "the module takes NCHW" in contract and 'layout="NCHW"' in contract
+
+
+def test_progress_false_is_silent_and_layout_chooses_the_artifacts_layout(module_conversion, tmp_path, capsys):
+    from edgex.api import convert
+
+    capsys.readouterr()
+    (nchw,) = convert(Path(module_conversion[0].path).parent / "xception.pt2", "onnx", trust_model=True,
+                      layout="NCHW", output=tmp_path, progress=False)
+    assert capsys.readouterr().err == ""
+    manifest = json.loads((nchw.path / "manifest.json").read_text())
+    assert manifest["inputs"][0]["layout"] == "NCHW" and manifest["inputs"][0]["shape"] == [1, 3, 96, 96]
+
+
+def test_a_module_conversion_records_its_classes_and_keeps_its_source(module_conversion):
+    from edgex.artifacts.hashing import sha256_path
+
+    artifact, _ = module_conversion
+    assert artifact.ok and artifact.parity["max_abs"] <= 1e-3 and artifact.size_bytes > 0
+    manifest = json.loads((artifact.path / "manifest.json").read_text())
     assert manifest["classes"] == CLASSES and manifest["inputs"][0]["shape"][1:] == [96, 96, 3]
+    source = Path(manifest["source"]["path"])  # the module's torch.export program, kept beside the artifacts
+    assert source == artifact.path.parent / "xception.pt2" and source.is_file()
+    assert sha256_path(source) == manifest["source"]["sha256"] and not leftovers(artifact.path.parent)
+
+
+def test_eval_compares_a_module_artifact_against_its_source_with_its_classes(module_conversion, images_dir):
+    """Eval said "–" for the FP32 comparison without a word, and used sorted folder names silently."""
+    import io
+
+    from edgex.bench.suite import run_suite
+    from edgex.options import BenchSettings
+    from edgex.progress import RichReporter
+    from edgex.report.markdown import render_markdown
+
+    artifact, _ = module_conversion
+    settings = BenchSettings(latency=False, threads=1)
+    said = io.StringIO()
+    untrusted = run_suite([artifact.path], settings, images_dir, reporter=RichReporter(said))
+    row = untrusted["results"][0]
+    assert row.get("vs_source") is None and "--trust-model" in row["vs_source_note"]
+    assert "no comparison with the FP32 source" in said.getvalue() and "--trust-model" in said.getvalue()
+    assert "no FP32 comparison for onnx-fp32" in render_markdown(untrusted)
+    assert "class names from the manifest of onnx-fp32" in said.getvalue()
+
+    report = run_suite([artifact.path], settings, images_dir, trust_source=True)
+    row = report["results"][0]
+    assert report["eval_data"]["classes"] == CLASSES and report["eval_data"]["classes_from"].startswith("the manifest")
+    assert row["vs_source"]["agreement"] == 1.0 and row["accuracy"]["top1"] >= 0.9
+    assert report["references"][0]["path"] == str(artifact.path.parent / "xception.pt2")
+
+
+def test_artifact_predict_equals_edgex_predict(module_conversion, images_dir):
+    from edgex.predict.model import load
+    from edgex.preprocess import find_images
+
+    artifact, _ = module_conversion
+    files = find_images(images_dir)[:6]
+    with load(artifact.path) as predictor:
+        batch = np.stack([predictor.load_image(f) for f in files])
+    with artifact:  # opened once for both calls, closed on exit
+        mine = artifact.predict(files)
+        logits = artifact(batch)
+    done = run_edgex("predict", str(artifact.path), *map(str, files), "--json")
+    assert done.returncode == 0, done.stderr
+    theirs = json.loads(done.stdout)["images"]
+    assert mine.labels == [image["label"] for image in theirs]
+    np.testing.assert_allclose(mine.probabilities.max(axis=1), [image["probability"] for image in theirs],
+                               atol=1e-6)
+    np.testing.assert_allclose(logits, mine.logits, atol=1e-6)

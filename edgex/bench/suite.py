@@ -48,13 +48,14 @@ class _EvalInputs:
 def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None = None,
               source: Path | None = None, use_source: bool = True, reporter: Reporter | None = None,
               runner: Callable[..., dict] | None = None, cpu: dict | None = None,
-              preprocessor: Callable[..., np.ndarray] = preprocess_images) -> dict:
+              preprocessor: Callable[..., np.ndarray] = preprocess_images, trust_source: bool = False) -> dict:
     """Measure every artifact under `paths`; returns the report (see edgex.report.schema).
 
     `runner` has run_child's signature and answers with the runner protocol's JSON (edgex.remote passes
     one that runs runner.py on a device); default: a local child process. `cpu`: the runner probe of the
     machine that runs the artifacts (default: this one), for the int8 portability warning. `preprocessor`
     has preprocess_images' signature (edgex.scale.ray_eval passes one that preprocesses on a Ray cluster).
+    `trust_source`: load the FP32 source even in a format that can run code (.pt2, .h5, SavedModel).
     """
     from edgex.isa import isa_class
     from edgex.report.schema import build_report
@@ -65,10 +66,15 @@ def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None
     refs = _unique_names(find_artifacts(paths))
     data = None
     if eval_data is not None:
-        classes = next((r.manifest["classes"] for r in refs if r.manifest and r.manifest.get("classes")), None)
-        data = load_labelled(Path(eval_data), classes)
-        reporter.info(f"evaluation data: {len(data.files)} images, {len(data.classes)} classes ({data.kind})")
-    reference = SourceReference(source, enabled=use_source, reporter=reporter)
+        named = next((r for r in refs if r.manifest and r.manifest.get("classes")), None)
+        data = load_labelled(Path(eval_data), named.manifest["classes"] if named else None)
+        data.classes_from = f"the manifest of {named.name}" if named else (
+            f"{data.classes_from}: no artifact's manifest names its classes (edgex convert --classes FILE, or "
+            "classes= in Python, records them)")
+        reporter.info(f"evaluation data: {len(data.files)} images, {len(data.classes)} classes ({data.kind}); "
+                      f"class names from {data.classes_from}")
+    reference = SourceReference(source, enabled=use_source, reporter=reporter, trust_model=trust_source)
+    said: set[str] = set()
     references: dict[str, dict] = {}
     rows = []
     with tempfile.TemporaryDirectory(prefix="edgex-bench-") as tmp:
@@ -77,6 +83,10 @@ def run_suite(paths: list[Path], settings: BenchSettings, eval_data: Path | None
             reporter.info(f"[{number}/{len(refs)}] {ref.name}: {ref.folder}")
             row = _measure(ref, settings, cache, reference, references, Path(tmp), runner, reporter)
             _warn_if_unverified(row, ref, running_on, reporter)
+            if use_source and row.get("vs_source_note") and row["vs_source_note"] not in said:
+                said.add(row["vs_source_note"])  # "–" in the table's vs-FP32 columns, and here why
+                reporter.info(f"[yellow]! {ref.name}: no comparison with the FP32 source: "
+                              f"{row['vs_source_note']}[/yellow]")
             rows.append(row)
             if row["status"] == "ok":
                 top1 = (row.get("accuracy") or {}).get("top1")
@@ -179,10 +189,12 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
         labels, classes = cache.data.labels, cache.data.classes
         row["accuracy"] = accuracy(logits, labels, classes)
         source_path, why = reference.locate(ref.manifest)
-        if source_path is None:
+        source_logits = None
+        if source_path is not None:
+            source_logits, why = reference.logits_or_why(source_path, batch, key)
+        if source_logits is None:
             row["vs_source_note"] = why
         else:
-            source_logits = reference.logits(source_path, batch, key)
             row["vs_source"] = versus_reference(source_logits, logits, labels)
             references.setdefault(str(source_path), reference_row(source_path, ref.manifest,
                                                                   accuracy(source_logits, labels, classes)))

@@ -30,6 +30,8 @@ def add_accuracy_options(parser: argparse.ArgumentParser, required: bool) -> Non
     group.add_argument("--source", type=Path, help="FP32 source model to compare against "
                        "(default: the one the manifest names, when present and unchanged)")
     group.add_argument("--no-source", action="store_true", help="skip the FP32 source (no agreement or drop CI)")
+    group.add_argument("--trust-model", action="store_true", help="load the FP32 source even in a format that can "
+                       "run code (.pt2, .h5, SavedModel, Keras Lambda); only for sources you trust")
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -133,7 +135,8 @@ def run_and_report(args: argparse.Namespace, settings) -> int:
 
             report = run_scaled_suite(args, settings, reporter)
         else:
-            report = run_suite(args.artifacts, settings, args.eval_data, args.source, not args.no_source, reporter)
+            report = run_suite(args.artifacts, settings, args.eval_data, args.source, not args.no_source, reporter,
+                               trust_source=args.trust_model)
         return _emit(args, report, reporter, stdout)
 
 

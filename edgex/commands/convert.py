@@ -126,30 +126,44 @@ def _convert_and_print(args: argparse.Namespace, classes, reporter, stdout: Text
     started = time.perf_counter()
 
     try:
-        results = convert(
-            args.model, args.target, int8=args.int8, fp16=args.fp16, dynamic=args.dynamic,
-            calib_data=args.calib_data, parity_data=args.parity_data, calib_size=args.calib_size,
-            calib_method=args.calib_method,
-            seed=args.seed, output=args.output, interpolation=args.interpolation, input_size=args.input_size,
-            crop_fraction=args.crop_fraction, mean=args.mean, std=args.std, layout=args.layout,
-            float_io=args.float_io, trust_model=args.trust_model, min_agreement=args.min_agreement,
-            min_cosine=args.min_cosine, classes=classes, reporter=reporter,
-            skip_bad_images=args.skip_bad_images, recipe=args.recipe,
-            max_accuracy_drop=args.max_accuracy_drop, eval_data=args.eval_data,
-            min_eval_agreement=args.min_eval_agreement, budget_trials=args.budget_trials,
-        )
+        artifacts = convert(args.model, args.target, precision=_precision(args), calib_data=args.calib_data,
+                            classes=classes, layout=args.layout, output=args.output, trust_model=args.trust_model,
+                            reporter=reporter, recipe=args.recipe, float_io=args.float_io, **_grouped_options(args))
     except GateError as error:
         if args.json:
-            print(json.dumps({"ok": False, "results": getattr(error, "results", [])}, indent=2), file=stdout)
+            results = [a.to_dict() for a in getattr(error, "results", [])]
+            print(json.dumps({"ok": False, "results": results}, indent=2), file=stdout)
         raise
     if args.json:
-        print(json.dumps({"ok": True, "results": results}, indent=2), file=stdout)
+        print(json.dumps({"ok": True, "results": [a.to_dict() for a in artifacts]}, indent=2), file=stdout)
     elif not args.quiet:
-        for result in results:
-            print(f"{result['target']}-{result['precision']}: {result['path']}", file=stdout)
+        for artifact in artifacts:
+            print(f"{artifact.name}: {artifact.path}", file=stdout)
     if args.timings and not args.json:
         from edgex.conversion.timings import timings_table
 
-        steps = [step for result in results for step in result.get("timings", [])]
+        steps = [step for artifact in artifacts for step in artifact.timings]
         print(timings_table(steps, time.perf_counter() - started), file=stdout)
     return 0
+
+
+def _precision(args: argparse.Namespace) -> str:
+    """--int8 / --fp16 / --dynamic (one at most, argparse checks) as edgex.convert's precision."""
+    return next((name for name in ("int8", "fp16", "dynamic") if getattr(args, name)), "fp32")
+
+
+def _grouped_options(args: argparse.Namespace) -> dict:
+    """The flags as edgex.convert's typed option groups (edgex.options: one default per option)."""
+    from edgex.options import BudgetOptions, CalibrationOptions, ParityOptions, PreprocessOverrides
+
+    budget = {} if args.budget_trials is None else {"max_trials": args.budget_trials}
+    return {
+        "calibration": CalibrationOptions(size=args.calib_size, method=args.calib_method, seed=args.seed,
+                                          skip_bad_images=args.skip_bad_images),
+        "preprocess": PreprocessOverrides(interpolation=args.interpolation, input_size=args.input_size,
+                                          crop_fraction=args.crop_fraction, mean=args.mean, std=args.std),
+        "parity": ParityOptions(data=args.parity_data, min_agreement=args.min_agreement,
+                                min_cosine=args.min_cosine),
+        "budget": BudgetOptions(eval_data=args.eval_data, max_accuracy_drop=args.max_accuracy_drop,
+                                min_eval_agreement=args.min_eval_agreement, **budget),
+    }

@@ -86,7 +86,8 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
     check_input_fits(model_input_shape(source), source.preprocess, source.path)
     load_s = time.perf_counter() - started
     timer.add("load source model", load_s)
-    reporter.info(f"input: {describe_input(source.preprocess)}; output: {source.output_kind}")
+    layout_note = source.model.layout_note(source.preprocess.layout) if source.framework == "torch" else ""
+    reporter.info(f"input: {describe_input(source.preprocess)}{layout_note}; output: {source.output_kind}")
     if source.removed_layers:
         reporter.info("inference graph: bypassed " + ", ".join(f"{r['name']} ({r['type']})"
                                                              for r in source.removed_layers)

@@ -22,6 +22,7 @@ class LabelledImages:
     root: Path
     kind: str  # "folders" or "csv"
     source: Path | None = None  # the CSV file, when labels came from one
+    classes_from: str = "the caller"  # where the class names (and their order) came from, said in the report
 
     def describe(self) -> dict:
         digest = hashlib.sha256()
@@ -30,7 +31,7 @@ class LabelledImages:
                           .encode())
         counts = np.bincount(self.labels, minlength=len(self.classes))
         return {"path": str(self.source or self.root), "kind": self.kind, "count": len(self.files),
-                "classes": self.classes,
+                "classes": self.classes, "classes_from": self.classes_from,
                 "per_class": dict(zip(self.classes, map(int, counts), strict=True)), "sha256": digest.hexdigest()}
 
 
@@ -41,11 +42,15 @@ def load_labelled(path: Path, classes: list[str] | None = None) -> LabelledImage
         raise MissingInputError(f"evaluation data {path} does not exist",
                                 "Pass --eval-data DIR (a folder per class) or a CSV of path,label.")
     if path.is_file():
-        return _from_csv(path, classes)
-    files, labels, names = labelled_folder(path, classes)
-    if not files:
-        raise MissingInputError(f"no images under the class folders of {path}")
-    return LabelledImages(files, labels, names, path, "folders")
+        data = _from_csv(path, classes)
+    else:
+        files, labels, names = labelled_folder(path, classes)
+        if not files:
+            raise MissingInputError(f"no images under the class folders of {path}")
+        data = LabelledImages(files, labels, names, path, "folders")
+    if not classes:
+        data.classes_from = "sorted folder names" if data.kind == "folders" else "the CSV's labels, sorted"
+    return data
 
 
 def _from_csv(path: Path, classes: list[str] | None) -> LabelledImages:

@@ -14,9 +14,11 @@ SOURCE_BATCH = 8
 class SourceReference:
     """Finds the source model a manifest names, checks it is the same file (sha256), caches its logits."""
 
-    def __init__(self, override: Path | None = None, enabled: bool = True, reporter: Reporter | None = None):
+    def __init__(self, override: Path | None = None, enabled: bool = True, reporter: Reporter | None = None,
+                 trust_model: bool = False):
         self.override = Path(override) if override else None
-        self.enabled = enabled
+        self.enabled, self.trust_model = enabled, trust_model
+        self._refused: dict[str, str] = {}
         self.reporter = reporter or Reporter()
         self._logits: dict[tuple, np.ndarray] = {}
         self._checked: dict[str, tuple[Path | None, str | None]] = {}
@@ -45,14 +47,26 @@ class SourceReference:
             return None, f"source model {path} changed since the artifact was converted (sha256 differs)"
         return path, None
 
+    def logits_or_why(self, path: Path, inputs: np.ndarray, inputs_key: str) -> tuple[np.ndarray | None, str | None]:
+        """(logits, None), or (None, why) when the safety policy refuses to load the source without trust."""
+        from edgex.errors import RefusedError
+
+        if str(path) not in self._refused:
+            try:
+                return self.logits(path, inputs, inputs_key), None
+            except RefusedError as exc:
+                self._refused[str(path)] = (f"{exc.message}: pass --trust-model to compare against it "
+                                            "(e.g. the .pt2 edgex.convert saved from your torch.nn.Module)")
+        return None, self._refused[str(path)]
+
     def logits(self, path: Path, inputs: np.ndarray, inputs_key: str) -> np.ndarray:
         """Source logits for `inputs` (identified by `inputs_key`), computed at most once."""
         key = (str(path), inputs_key)
         if key not in self._logits:
-            from edgex.runtimes import open_runtime
+            from edgex.runtimes.source import SourceSession
 
+            session = SourceSession(path, trust_model=self.trust_model)  # a refused format raises here, unannounced
             self.reporter.info(f"evaluating the FP32 source {path.name} (reference for agreement)")
-            session = open_runtime("keras", path)
             out = []
             with self.reporter.task(f"source {path.name}", len(inputs)) as advance:
                 for start in range(0, len(inputs), SOURCE_BATCH):

@@ -29,8 +29,11 @@ def render_markdown(report: dict) -> str:
         f"- machine: {machine_line(report)}",
         f"- timing: {settings_line(report)}",
         *([f"- {floor_line(report)}"] if floor_line(report) else []),
-        f"- accuracy: {data['count']} images, {len(data['classes'])} classes from {data['path']}" if data
+        f"- accuracy: {data['count']} images, {len(data['classes'])} classes from {data['path']}"
+        + (f" (class names from {data['classes_from']})" if data.get("classes_from") else "") if data
         else "- accuracy: not measured (pass --eval-data)",
+        *[f"- no FP32 comparison for {r['name']}: {r['vs_source_note']}" for r in report.get("results", [])
+          if r.get("vs_source_note")],
         f"- created {report.get('created')} by edgex {report.get('edgex_version')}",
         "",
         _table(list(COLUMNS), rows),

@@ -116,19 +116,14 @@ def plan_from_config(path: Path) -> PipelinePlan:
     model = resolve(config["model"])
     output = resolve(config.get("output", RunOptions.output))
     pre, cal, parity = config.get("preprocess", {}), config.get("calibration", {}), config.get("parity", {})
-    size = pre.get("input_size")
-    convert = {
-        "calib_data": resolve(cal.get("data")), "parity_data": resolve(parity.get("data")),
-        "interpolation": pre.get("interpolation"), "crop_fraction": pre.get("crop_fraction"),
-        "mean": _triple(pre.get("mean")), "std": _triple(pre.get("std")), "layout": pre.get("layout"),
-        "input_size": tuple(size) if isinstance(size, list) else (size, size) if size else None,
-        "min_agreement": parity.get("min_agreement"), "min_cosine": parity.get("min_cosine"),
+    convert = {  # keyword arguments of edgex.api.convert; the option groups as dicts of their YAML fields
+        "calib_data": resolve(cal.get("data")),
         "trust_model": config.get("trust_model", RunOptions.trust_model), "classes": config.get("classes"),
+        "calibration": {k: v for k, v in cal.items() if k != "data"},
+        "preprocess": dict(pre),
+        "parity": {**parity, **({"data": str(resolve(parity["data"]))} if parity.get("data") else {})},
     }
-    for key, name in (("size", "calib_size"), ("method", "calib_method"), ("seed", "seed")):
-        if key in cal:
-            convert[name] = cal[key]
-    convert = {k: (str(v) if isinstance(v, Path) else v) for k, v in convert.items() if v is not None}
+    convert = {k: (str(v) if isinstance(v, Path) else v) for k, v in convert.items() if v not in (None, {})}
     evaluation = config.get("evaluation", {})
     plan = PipelinePlan(
         config_path=path, model=model, model_name=model.stem if model.suffix else model.name, output=output,
@@ -139,9 +134,3 @@ def plan_from_config(path: Path) -> PipelinePlan:
     plan.skipped = [f"{t}-{p}: {t} has no {p} precision" for p in precisions for t in targets
                     if p not in TARGETS[t].precisions]
     return plan
-
-
-def _triple(value):
-    if value is None:
-        return None
-    return tuple(value) if isinstance(value, list) else (value, value, value)

@@ -20,6 +20,14 @@ def _failed_row(target: str, precision: str, exc: Exception) -> dict:
                       pareto=False)
 
 
+def convert_arguments(options: dict) -> dict:
+    """The plan's convert options (JSON, as the YAML spells them) as edgex.convert's keyword arguments."""
+    from edgex.options import CalibrationOptions, ParityOptions, PreprocessOverrides, from_yaml
+
+    groups = {"calibration": CalibrationOptions, "preprocess": PreprocessOverrides, "parity": ParityOptions}
+    return {k: from_yaml(groups[k], v) if k in groups else v for k, v in options.items()}
+
+
 def run_pipeline(plan: PipelinePlan, reporter: Reporter | None = None, reuse: bool = False) -> dict:
     """The report dict (also written to plan.report). A conversion that fails becomes a failed row."""
     from edgex.api import convert
@@ -38,7 +46,7 @@ def run_pipeline(plan: PipelinePlan, reporter: Reporter | None = None, reuse: bo
             continue
         try:
             convert(str(plan.model), target, precision=precision, output=plan.output, reporter=reporter,
-                    **plan.convert)
+                    **convert_arguments(plan.convert))
             built.append(folder)
         except Exception as exc:  # one target's failure, whatever it is, must not stop the others
             failed.append(_failed_row(target, precision, exc))

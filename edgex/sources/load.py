@@ -263,9 +263,11 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
             raise UsageError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
         model, framework = _load_saved_model(path), "saved_model"
     elif path.suffix.lower() in (".safetensors", ".pt", ".pth", ".pt2"):
-        from edgex.sources.pytorch import load_torch_source
+        from edgex.sources.pytorch import load_torch_model
 
-        return load_torch_source(path, trust_model=trust_model, classes=classes)
+        module, preprocess, sidecar_classes = load_torch_model(path, trust_model=trust_model)
+        return Source(name=path.stem, path=path.resolve(), framework="torch", model=module, preprocess=preprocess,
+                      classes=classes or sidecar_classes or _classes_for(path))
     elif path.suffix.lower() in (".keras", ".h5", ".hdf5"):
         model, framework = _load_keras(path, trust_model), "keras"
     else:

@@ -102,6 +102,13 @@ class TorchModel:
         """The module as an artifact exports it: input in `layout`."""
         return adapt_layout(self.module, self.module_layout, layout)
 
+    def layout_note(self, layout: str) -> str:
+        """Said in the printed input contract: an NCHW module still gets NHWC artifacts unless asked."""
+        if layout == self.module_layout:
+            return ""
+        return (f" (the module takes {self.module_layout}; the artifacts take {layout}, transposed inside; "
+                f"--layout {self.module_layout} or layout=\"{self.module_layout}\" keeps {self.module_layout})")
+
     def example_input(self, preprocess: Preprocess, batch: int = 1):
         torch = _require_torch()
         generator = torch.Generator().manual_seed(0)
@@ -208,10 +215,10 @@ def default_preprocess(model: TorchModel, shape: tuple[int, ...] | None) -> Prep
                       source={"inferred_from": "torch module input"})
 
 
-def load_torch_source(path: Path, trust_model: bool = False, classes: list[str] | None = None):
-    """A `Source` for a PyTorch file: weights + sidecar, or an exported program."""
-    from edgex.sources.load import Source, _classes_for
+def load_torch_model(path: Path, trust_model: bool = False) -> tuple[TorchModel, Preprocess, list[str] | None]:
+    """A PyTorch file (weights + sidecar, or an exported program) as (model, preprocessing, sidecar's classes).
 
+    edgex.sources.load wraps them in a `Source`; this module never imports it (no import circle)."""
     suffix = path.suffix.lower()
     if suffix not in TORCH_SUFFIXES:
         raise UsageError(f"{path} is not a PyTorch file", f"Use one of: {', '.join(TORCH_SUFFIXES)}.")
@@ -229,42 +236,4 @@ def load_torch_source(path: Path, trust_model: bool = False, classes: list[str] 
         preprocess = Preprocess.from_dict(sidecar["preprocess"])
     else:
         preprocess = default_preprocess(model, shape)
-    return Source(
-        name=path.stem,
-        path=path.resolve(),
-        framework="torch",
-        model=model,
-        preprocess=preprocess,
-        classes=classes or (sidecar or {}).get("classes") or _classes_for(path),
-    )
-
-
-def save_module_program(module, example_input, folder: Path, name: str | None = None) -> Path:
-    """An nn.Module handed to the Python API, saved as a torch.export program edgex can load back."""
-    torch = _require_torch()
-    if not isinstance(module, torch.nn.Module):
-        raise UsageError(f"model must be a path or a torch.nn.Module, not {type(module).__name__}")
-    if not isinstance(example_input, torch.Tensor) or example_input.ndim != 4:
-        raise UsageError("a torch.nn.Module needs example_input: one image batch tensor (1, 3, H, W)")
-    path = Path(folder) / f"{name or type(module).__name__.lower()}.pt2"
-    try:
-        program = torch.export.export(module.eval(), (example_input[:1].float(),))
-    except Exception as exc:  # torch.export raises many untyped errors for untraceable modules
-        raise DataError(f"torch.export could not capture {type(module).__name__}: {str(exc).splitlines()[0]}") from exc
-    torch.export.save(program, str(path))
-    return path
-
-
-def module_as_program(model, example_input, trust_model: bool):
-    """For the Python API: (path, trust, keep-alive folder) for an nn.Module; anything else unchanged.
-
-    The program is written by edgex itself from the caller's module, so loading it back is trusted.
-    """
-    if model is None or isinstance(model, (str, Path)):
-        if example_input is not None:
-            raise UsageError("example_input is only for a torch.nn.Module model")
-        return model, trust_model, None
-    import tempfile
-
-    folder = tempfile.TemporaryDirectory(prefix="edgex-module-")
-    return save_module_program(model, example_input, Path(folder.name)), True, folder
+    return model, preprocess, (sidecar or {}).get("classes")
