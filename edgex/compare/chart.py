@@ -16,7 +16,7 @@ def change_chart(changes: list[dict]) -> str:
         return '<p class="note">No change to draw: no row was measured in both runs.</p>'
     values = [c["change"] * (1 if c["unit"] == "pp" else 100) for c in rows]
     reach = max(nice_ticks(0, max(max(abs(v) for v in values), 1.0), 4))
-    bar_h, gap, left, half, right = 16, 6, 330, 220, 190
+    bar_h, gap, left, half, right = 16, 6, 400, 200, 170
     height = len(rows) * (bar_h + gap) + 40
     middle = left + half
 
