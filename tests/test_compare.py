@@ -218,3 +218,9 @@ def test_a_bad_rule_exits_2_with_one_line_before_reading_reports(tmp_path, capsy
     assert code == EXIT_USAGE
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "bad --fail-on rule 'p50>10ms'" in err
+
+
+def test_an_unquoted_rule_that_the_shell_cut_says_to_quote_it():
+    with pytest.raises(UsageError) as caught:
+        parse_rule("top1-drop")  # what argparse sees of an unquoted --fail-on top1-drop>0.5pp
+    assert "Quote the rule" in caught.value.one_line() and "'top1-drop>0.5pp'" in caught.value.one_line()

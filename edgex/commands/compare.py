@@ -9,7 +9,8 @@ from edgex.errors import EXIT_CODES_HELP
 from edgex.options import COMPARE
 
 RULES_HELP = ("fail (exit 3) when a change is worse than this and not noise: top1-drop>0.5pp, p50>+10%%, "
-              "size>+5%%, rss>+10%%, x-floor>+10%%, throughput<-10%%, gone; repeat or separate with commas")
+              "size>+5%%, rss>+10%%, x-floor>+10%%, throughput<-10%%, gone; repeat or separate with commas; "
+              "quote them in a shell ('>' redirects)")
 
 
 def add_fail_on_argument(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +25,7 @@ def add_parser(commands) -> None:
         "Latency: a change must exceed both --min-change and --noise-k times the runs' round-to-round spread. "
         "A baseline from another CPU, runtime or library version is named in the output. Writes compare.json, "
         "compare.md and compare.html.",
-        epilog="examples:\n  edgex compare baseline/report.json report/ --fail-on top1-drop>0.5pp --fail-on p50>+10%\n"
+        epilog="examples:\n  edgex compare baseline/ report/ --fail-on 'top1-drop>0.5pp' --fail-on 'p50>+10%'\n"
         "  edgex bench edgex-out/m --eval-data test/ --output report/ --baseline baseline/ --fail-on gone\n\n"
         + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,

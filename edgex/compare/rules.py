@@ -47,6 +47,9 @@ def parse_rule(text: str) -> Rule:
     match = _RULE.fullmatch(spelled.replace(" ", ""))
     bad = f"bad --fail-on rule '{text}'"
     if not match:
+        if spelled in RULE_METRICS:  # `--fail-on p50>+10%` unquoted: the shell took '>' as a redirection
+            raise UsageError(f"{bad}: no threshold", f"Quote the rule in a shell, where '>' redirects output: "
+                             f"--fail-on '{spelled}>{'0.5pp' if spelled == 'top1-drop' else '+10%'}'.")
         raise UsageError(f"{bad}: not METRIC>+N% or top1-drop>Npp", f"Rules look like: {EXAMPLES}.")
     name, op, sign, unit = match["name"], match["op"], match["sign"], match["unit"]
     if name not in RULE_METRICS:
