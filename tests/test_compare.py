@@ -100,7 +100,10 @@ def test_same_predictions_and_two_percent_on_a_noisy_machine_is_within_noise(tmp
     assert result["fired"] == [] and result["environment"] == []
     out = capsys.readouterr().out
     assert "| row | metric | baseline | new | change | verdict | why |" in out and "within noise" in out
-    assert (new / "compare.md").is_file() and "<svg" in (new / "compare.html").read_text()
+    html = (new / "compare.html").read_text()
+    assert (new / "compare.md").is_file() and '<svg id="changes"' in html
+    assert html.count('class="noise"') == 4  # a noise band behind p50, throughput, peak RSS and size
+
 
 
 def test_a_large_latency_change_on_a_quiet_machine_is_worse(tmp_path):

@@ -30,13 +30,17 @@ def change_chart(changes: list[dict]) -> str:
                    f'stroke="{"#666" if tick == 0 else "#e3e3e3"}"/><text x="{sx(tick):.1f}" y="{height - 16}" '
                    f'text-anchor="middle" font-size="11">{tick:+g}</text>')
     out.append(f'<text x="{middle}" y="{height - 2}" text-anchor="middle" font-size="11">change: % '
-               '(top-1: percentage points); red worse, green better, grey within noise</text>')
+               '(top-1: percentage points); red worse, green better, grey within noise; shaded: the noise band</text>')
     for i, (change, value) in enumerate(zip(rows, values, strict=True)):
         y = 5 + i * (bar_h + gap)
         x0, x1 = sorted((sx(0), sx(value)))
         colour = VERDICT_COLOURS.get(change["verdict"], "#444")
         unit = " pp" if change["unit"] == "pp" else "%"
         label = f"{change['row']} · {change['metric']}"
+        if change.get("threshold"):  # the band a change must leave to be called
+            band_low, band_high = sx(-change["threshold"] * 100), sx(change["threshold"] * 100)
+            out.append(f'<rect class="noise" x="{band_low:.1f}" y="{y - 2}" width="{band_high - band_low:.1f}" '
+                       f'height="{bar_h + 4}" fill="#ececec"/>')
         out.append(f'<text x="{left - 6}" y="{y + 12}" text-anchor="end" font-size="11">{escape(label)}</text>'
                    f'<rect x="{x0:.1f}" y="{y}" width="{max(1.0, x1 - x0):.1f}" height="{bar_h}" fill="{colour}">'
                    f'<title>{escape(label)}: {value:+.2f}{unit}, {escape(change["verdict"])}</title></rect>'

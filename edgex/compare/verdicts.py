@@ -36,6 +36,7 @@ class Change:
     verdict: str
     detail: str = ""
     flips: dict | None = None  # top-1: images that flipped each way, and the p-value
+    threshold: float | None = None  # relative metrics: the change a verdict needs (noise band ±threshold)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -93,7 +94,8 @@ def _relative(row: str, metric: str, old: float | None, new: float | None, thres
     if old is None or new is None or old <= 0:
         return None
     relative = new / old - 1
-    return Change(row, metric, old, new, relative, "%", _judge(relative, threshold, higher_is_better), why)
+    return Change(row, metric, old, new, relative, "%", _judge(relative, threshold, higher_is_better), why,
+                  threshold=threshold)
 
 
 def _throughput(row: dict) -> float | None:
