@@ -108,3 +108,19 @@ def test_pipeline_compare_step_writes_compare_and_gates(tmp_path):
     assert result["gate"] == "failed" and (tmp_path / "out" / "compare.html").is_file()
     fired = result["fired"][0]
     assert fired.startswith("top1-drop>1pp: clothing_xception onnx-int8") and "-2.15 pp" in fired
+
+
+def test_skip_bad_images_keys_predictions_like_the_whole_set(tmp_path):
+    """--skip-bad-images evaluates a CSV of absolute paths; the report's keys must still be the whole set's."""
+    import numpy as np
+
+    from edgex.evaluation.dataset import LabelledImages
+    from edgex.scale.suite import _account
+
+    files = [tmp_path / "a" / "1.jpg", tmp_path / "a" / "2.jpg", tmp_path / "b" / "3.jpg"]
+    whole = LabelledImages(files, np.array([0, 0, 1]), ["a", "b"], tmp_path, "folders")
+    report = {"results": [{"name": "onnx-int8", "accuracy": {"n": 2},
+                           "predictions": {files[0].resolve().as_posix(): 0, files[2].resolve().as_posix(): 0}}]}
+    _account(report, whole, [{"file": str(files[1]), "reason": "cannot decode image"}])
+    assert report["results"][0]["predictions"] == {"a/1.jpg": 0, "b/3.jpg": 0}
+    assert report["eval_data"]["labels"] == {"a/1.jpg": 0, "a/2.jpg": 0, "b/3.jpg": 1}
