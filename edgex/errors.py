@@ -26,7 +26,8 @@ EXIT_CODES_HELP = """exit codes:
   0    success
   1    internal error (a bug; rerun with --debug for the traceback)
   2    usage error (unknown flag, target, value or config key; with a did-you-mean)
-  3    parity gate or accuracy budget missed (an artifact disagrees with the source model)
+  3    parity gate or accuracy budget missed (an artifact disagrees with the source model); or a
+       compare --fail-on rule fired (edgex compare, bench/run with a baseline)
   4    some artifacts (bench/eval/run) or images (predict) failed; the report or its line says which and why
   65   bad model or image data (corrupt, truncated, misnamed, or crashes its parser)
   66   input missing or empty

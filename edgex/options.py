@@ -168,6 +168,22 @@ class BenchSettings:
 
 
 @dataclass(frozen=True)
+class CompareOptions:
+    """`edgex compare` and the `compare:` step of `edgex run`: what counts as a change, and the gate's rules.
+
+    A latency-like change is noise unless it exceeds both `min_change` and `noise_k` times the two runs'
+    combined round-to-round spread (edgex.compare.verdicts says why); accuracy is worse or better only when
+    McNemar's exact test on the images that flipped gives p < `alpha`."""
+
+    baseline: str | None = None  # a report folder or report.json (the `compare:` step's stored baseline)
+    fail_on: Any = field(default=(), metadata=_yaml("", NAMES))  # rules such as "top1-drop>0.5pp", "p50>+10%"
+    alpha: float = 0.05
+    min_change: float = 0.05  # 5%: smaller latency, throughput or memory changes are never called
+    noise_k: float = 3.0
+    size_change: float = 0.001  # file sizes are exact: 0.1% absorbs metadata and producer strings
+
+
+@dataclass(frozen=True)
 class RunOptions:
     """The top level of an `edgex run` config; `model` is its one required key."""
 
@@ -186,10 +202,12 @@ PARITY = ParityOptions()
 BUDGET = BudgetOptions()
 PORT = PortOptions()
 BENCH = BenchSettings()
+COMPARE = CompareOptions()
 
 # The sections of an `edgex run` config, each read by one options class.
 RUN_SECTIONS: dict[str, type] = {"preprocess": PreprocessOverrides, "calibration": CalibrationOptions,
-                                 "parity": ParityOptions, "evaluation": EvaluationOptions, "bench": BenchSettings}
+                                 "parity": ParityOptions, "evaluation": EvaluationOptions, "bench": BenchSettings,
+                                 "compare": CompareOptions}
 
 
 def yaml_keys(cls: type) -> dict[str, str]:

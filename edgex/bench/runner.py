@@ -15,7 +15,8 @@ there. edgex runs it in a child process per artifact, so one crash or leak spoil
 
 Protocol: the last line on stdout is ONE JSON object. `run` reports load_ms, first_inference_ms,
 latency_ms {mean, std, min, p50, p90, p99, max} of the timed runs (warm-up excluded; runs continue
-until both --min-runs and --min-seconds are reached), runs, seconds, batch, warmup, threads (also in
+until both --min-runs and --min-seconds are reached), round_p50_ms (the p50 of each of 5 consecutive
+rounds of those runs), runs, seconds, batch, warmup, threads (also in
 runtime.threads), throughput_ips and
 peak_rss_mb (the process high-water mark after the timed runs, before the memory-mapped --inputs
 batch is run). With --streams N > 1 it adds "streams": throughput_ips with N requests in flight at once
@@ -319,6 +320,8 @@ def predict(session, inputs: np.ndarray, batch: int = 1) -> np.ndarray:
 
 # -- timing -----------------------------------------------------------------------------------
 
+LATENCY_ROUNDS = 5  # the timed runs are reported as this many consecutive rounds' p50s too
+
 
 def time_runs(run, sample: np.ndarray, min_runs: int, min_seconds: float, warmup: int) -> tuple[list[float], float]:
     """Latencies (ms) of back-to-back runs until both min_runs and min_seconds are reached."""
@@ -380,6 +383,16 @@ def latency_stats(times_ms: list[float]) -> dict[str, float]:
     p50, p90, p99 = np.percentile(t, [50, 90, 99])
     return {"mean": float(t.mean()), "std": float(t.std(ddof=1)) if len(t) > 1 else 0.0, "min": float(t.min()),
             "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(t.max())}
+
+
+def round_p50s(times_ms: list[float], rounds: int = LATENCY_ROUNDS) -> list[float]:
+    """The p50 of each of `rounds` consecutive, equal slices of the timed runs (fewer when runs are few).
+
+    Their spread is the run's own round-to-round wander (other load, clocks, heat): `edgex compare` calls a
+    latency change noise unless it clearly exceeds it."""
+    t = np.asarray(times_ms, dtype=np.float64)
+    count = max(1, min(rounds, len(t) // 5 or 1))
+    return [float(np.percentile(part, 50)) for part in np.array_split(t, count)]
 
 
 def peak_rss_mb() -> float:
@@ -452,8 +465,8 @@ def run_benchmark(args: argparse.Namespace) -> dict:
     stats = latency_stats(times)
     result = {"ok": True, "artifact": str(artifact), "runtime": session.info, "load_ms": load_ms,
               "first_inference_ms": first_ms, "warmup": args.warmup, "threads": session.info["threads"],
-              "latency_ms": stats, "runs": len(times), "seconds": seconds, "batch": args.batch,
-              "input_shape": list(shape),
+              "latency_ms": stats, "round_p50_ms": round_p50s(times), "runs": len(times), "seconds": seconds,
+              "batch": args.batch, "input_shape": list(shape),
               "throughput_ips": args.batch * 1000.0 / stats["mean"], "peak_rss_mb": peak_rss_mb()}
     if args.streams > 1:
         result["streams"] = _throughput(args, artifact, precision, session.info["threads"], sample)

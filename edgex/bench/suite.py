@@ -188,6 +188,7 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
         logits = np.load(outputs)
         labels, classes = cache.data.labels, cache.data.classes
         row["accuracy"] = accuracy(logits, labels, classes)
+        row["predictions"] = dict(zip(cache.data.image_keys(), map(int, logits.argmax(axis=1)), strict=True))
         source_path, why = reference.locate(ref.manifest)
         source_logits = None
         if source_path is not None:

@@ -5,4 +5,4 @@ import time, so `edgex --help` stays instant.
 """
 
 COMMANDS = ("convert", "inspect", "diagnose", "bench", "eval", "predict", "bundle", "report", "run", "port", "doctor",
-            "check")
+            "check", "compare")

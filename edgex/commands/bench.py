@@ -42,6 +42,18 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
+def add_baseline_options(parser: argparse.ArgumentParser) -> None:
+    """--baseline/--fail-on (edgex compare on this run's report) and --history (append the run's summary)."""
+    from edgex.commands.compare import add_fail_on_argument
+
+    group = parser.add_argument_group("regression gate")
+    group.add_argument("--baseline", type=Path, metavar="OLD", help="a stored report folder or report.json: compare "
+                       "this run against it (edgex compare; compare.* beside report.json with --output)")
+    add_fail_on_argument(group)
+    group.add_argument("--history", type=Path, metavar="FILE.jsonl", help="append this run's summary (time, model "
+                       "commit, versions, device, rows) to a JSON Lines file; edgex report --history draws it")
+
+
 def add_parser(commands) -> None:
     bench = commands.add_parser(
         "bench", help="latency, memory and accuracy of artifacts, with reports",
@@ -75,6 +87,7 @@ def add_parser(commands) -> None:
                         "is recorded as failed (default %(default)s)")
     add_accuracy_options(bench, required=False)
     add_output_options(bench)
+    add_baseline_options(bench)
     add_remote_arguments(bench)  # --remote USER@HOST[:PORT] and its SSH options (edgex.remote)
     add_fleet_arguments(bench)  # --remote-hosts hosts.yaml (edgex.scale.fleet)
     add_ray_arguments(bench)  # --ray, --ray-address (edgex.scale.ray_eval)
@@ -84,6 +97,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     _check_positive(args)
     _check_floor(args)
+    _check_gate(args)
     check_remote_arguments(args)
     check_scale_arguments(args)
     settings = BenchSettings(threads=args.threads, min_runs=args.min_runs, min_seconds=args.min_seconds,
@@ -101,6 +115,20 @@ def _check_positive(args: argparse.Namespace) -> None:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1, not {value}")
     if args.min_seconds < 0 or args.warmup < 0:
         raise UsageError("--min-seconds and --warmup must not be negative")
+
+
+def _check_gate(args: argparse.Namespace) -> None:
+    """Rules and the baseline are checked before any artifact is timed: a typo costs no benchmark."""
+    from edgex.compare.rules import parse_rules
+    from edgex.errors import UsageError
+
+    rules = parse_rules(args.fail_on)
+    if rules and not args.baseline:
+        raise UsageError("--fail-on needs a --baseline to compare against", "Add --baseline OLD/report.json.")
+    if args.baseline:
+        from edgex.compare.pairing import load_side
+
+        load_side(args.baseline)
 
 
 def _check_floor(args: argparse.Namespace) -> None:
@@ -151,5 +179,27 @@ def _emit(args: argparse.Namespace, report: dict, reporter, stdout: TextIO) -> i
         print(json.dumps(report, indent=2, default=str), file=stdout)
     elif not args.quiet:
         print(render_markdown(report), file=stdout)
+    gate = _gate(args, report, reporter, stdout)
     failed = [r for r in report["results"] if r["status"] != "ok"]
-    return EXIT_SOME_FAILED if failed else 0
+    return gate or (EXIT_SOME_FAILED if failed else 0)
+
+
+def _gate(args: argparse.Namespace, report: dict, reporter, stdout: TextIO) -> int:
+    """--history appends the run; --baseline compares it (exit 3 when a --fail-on rule fires, else 0)."""
+    if getattr(args, "history", None):
+        from edgex.report.history import append_history
+
+        append_history(report, args.history)
+        reporter.info(f"appended this run to {args.history}")
+    if not getattr(args, "baseline", None):
+        return 0
+    from edgex.commands.compare import emit
+    from edgex.compare.gate import compare_reports
+    from edgex.compare.pairing import load_side
+    from edgex.compare.rules import parse_rules
+
+    baseline, baseline_file = load_side(args.baseline)
+    new_file = args.output / "report.json" if args.output else None
+    result = compare_reports(baseline, report, parse_rules(args.fail_on), baseline_path=baseline_file,
+                             new_path=new_file)
+    return emit(result, args.output, quiet=args.quiet or args.json, stdout=stdout)

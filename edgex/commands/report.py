@@ -19,6 +19,8 @@ def add_parser(commands) -> None:
     rep.add_argument("reports", nargs="+", type=Path, metavar="REPORT_JSON", help="one or two report.json files")
     rep.add_argument("--labels", help="names of the two runs, comma-separated (default: their folder names)")
     rep.add_argument("--output", type=Path, help="folder to write report.md/html (one report) or compare.md (two)")
+    rep.add_argument("--history", type=Path, metavar="FILE.jsonl", help="one report: draw the trend of top-1 and "
+                     "p50 per artifact over the runs edgex bench --history appended (in report.html; needs --output)")
     rep.add_argument("--debug", action="store_true", help="show tracebacks")
     rep.set_defaults(run=run)
 
@@ -30,12 +32,15 @@ def run(args: argparse.Namespace) -> int:
 
     if len(args.reports) > 2:
         raise UsageError(f"give one or two reports, not {len(args.reports)}")
+    if args.history and (len(args.reports) != 1 or not args.output):
+        raise UsageError("--history draws into one report's report.html: give one report and --output")
     reports = [load_report(p) for p in args.reports]
     if len(reports) == 1:
         if args.output:
+            from edgex.report.history import read_history
             from edgex.report.write import write_reports
 
-            write_reports(reports[0], args.output)
+            write_reports(reports[0], args.output, read_history(args.history) if args.history else None)
         print(render_markdown(reports[0]))
         return 0
     labels = args.labels.split(",") if args.labels else [p.resolve().parent.name or str(p) for p in args.reports]

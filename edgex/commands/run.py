@@ -17,6 +17,7 @@ EXAMPLE = """example pipeline.yaml (relative paths are relative to this file):
   evaluation: {data: ../../shared/datasets/clothing-small/test}
   bench: {threads: 2, min_runs: 50, min_seconds: 10}
   output: ../build/pipeline-clothing
+  compare: {baseline: ../baseline/report.json, fail_on: [top1-drop>0.5pp, p50>+10%]}   (optional last step)
 """
 
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from edgex.commands.console import reporter_for, stdout_reserved
     from edgex.errors import EXIT_SOME_FAILED
     from edgex.report.markdown import render_markdown
-    from edgex.run.execute import run_pipeline
+    from edgex.run.execute import compare_step, run_pipeline
 
     with stdout_reserved(silence_native=not args.debug) as stdout:
         reporter = reporter_for(args, stdout)
@@ -53,4 +54,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(render_markdown(report), file=stdout)
             print(f"reports in {plan.report}", file=stdout)
+        compared = compare_step(plan, report)
+        if compared is not None and not args.quiet:
+            from edgex.compare.render import render_markdown as compare_markdown
+
+            print(compare_markdown(compared), file=stdout)
+    if compared is not None and compared["fired"]:
+        from edgex.errors import EXIT_GATE
+
+        return EXIT_GATE
     return EXIT_SOME_FAILED if any(r["status"] != "ok" for r in report["results"]) else 0

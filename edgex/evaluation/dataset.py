@@ -24,15 +24,22 @@ class LabelledImages:
     source: Path | None = None  # the CSV file, when labels came from one
     classes_from: str = "the caller"  # where the class names (and their order) came from, said in the report
 
+    def image_keys(self) -> list[str]:
+        """Each image's name in reports: its path under the data root (POSIX), else its full path."""
+        return [(path.relative_to(self.root) if path.is_relative_to(self.root) else path).as_posix()
+                for path in self.files]
+
     def describe(self) -> dict:
+        """Where the images came from, their digest, and each image's label (by key), for paired comparisons."""
         digest = hashlib.sha256()
-        for path, label in zip(self.files, self.labels, strict=True):
-            digest.update(f"{path.relative_to(self.root) if path.is_relative_to(self.root) else path}:{label}\n"
-                          .encode())
+        keys = self.image_keys()
+        for key, label in zip(keys, self.labels, strict=True):
+            digest.update(f"{key}:{label}\n".encode())
         counts = np.bincount(self.labels, minlength=len(self.classes))
         return {"path": str(self.source or self.root), "kind": self.kind, "count": len(self.files),
                 "classes": self.classes, "classes_from": self.classes_from,
-                "per_class": dict(zip(self.classes, map(int, counts), strict=True)), "sha256": digest.hexdigest()}
+                "per_class": dict(zip(self.classes, map(int, counts), strict=True)), "sha256": digest.hexdigest(),
+                "labels": dict(zip(keys, map(int, self.labels), strict=True))}
 
 
 def load_labelled(path: Path, classes: list[str] | None = None) -> LabelledImages:

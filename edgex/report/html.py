@@ -18,7 +18,11 @@ tr.failed td { background: #fde8e8; } tr.reference td { background: #eef7ee; }
 """
 
 
-def render_html(report: dict) -> str:
+def render_html(report: dict, history: list[dict] | None = None) -> str:
+    """The report page; with `history` (edgex.report.history entries), also the trend of top-1 and p50."""
+    from edgex.report.trend import trend_charts
+
+    trend = f"<h2>Trend over {len(history)} runs</h2>\n{trend_charts(history)}" if history else ""
     data = report.get("eval_data")
     head = "".join(f"<th>{escape(c)}</th>" for c in COLUMNS)
     body = []
@@ -49,5 +53,6 @@ accuracy: {accuracy}<br>{created}</p>
 {throughput_bars(report['results'])}
 <h2>Size on disk</h2>
 {size_bars(report['results'])}
+{trend}
 </body></html>
 """

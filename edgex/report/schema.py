@@ -12,7 +12,7 @@ from edgex.errors import DataError, MissingInputError
 SCHEMA = "edgex-report"
 SCHEMA_VERSION = 1
 LATENCY_FIELDS = ("load_ms", "first_inference_ms", "warmup", "latency_ms", "runs", "seconds", "batch",
-                  "throughput_ips", "streams", "floor", "peak_rss_mb")
+                  "throughput_ips", "streams", "floor", "peak_rss_mb", "round_p50_ms")
 
 
 def result_row(name: str, target: str, precision: str, **known) -> dict:

@@ -49,6 +49,7 @@ class PipelinePlan:
     use_source: bool = True
     bench: dict = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    compare: dict = field(default_factory=dict)  # the `compare:` step (baseline resolved), empty when none
 
     def steps(self) -> list[tuple[str, str]]:
         """(target, precision) pairs to build, in order."""
@@ -64,7 +65,7 @@ class PipelinePlan:
             "config": str(self.config_path), "model": str(self.model), "convert_options": self.convert,
             "artifacts": [str(self.artifact_dir(t, p)) for t, p in self.steps()], "skipped": self.skipped,
             "evaluation": {"data": str(self.eval_data) if self.eval_data else None, "source": self.use_source},
-            "bench": self.bench, "report": str(self.report),
+            "bench": self.bench, "report": str(self.report), "compare": self.compare or None,
         }
 
 
@@ -133,4 +134,22 @@ def plan_from_config(path: Path) -> PipelinePlan:
     )
     plan.skipped = [f"{t}-{p}: {t} has no {p} precision" for p in precisions for t in targets
                     if p not in TARGETS[t].precisions]
+    plan.compare = _compare_step(config.get("compare"), resolve, path)
     return plan
+
+
+def _compare_step(section: dict | None, resolve, path: Path) -> dict:
+    """The `compare:` step, checked before any conversion: its baseline must exist and its rules parse."""
+    if not section:
+        return {}
+    from edgex.compare.pairing import load_side
+    from edgex.compare.rules import parse_rules
+
+    if not section.get("baseline"):
+        raise UsageError(f"the compare step in {path} names no baseline",
+                         "Add e.g. 'compare: {baseline: baseline/report.json, fail_on: [top1-drop>0.5pp]}'.")
+    parse_rules(section.get("fail_on"))
+    baseline = resolve(section["baseline"])
+    load_side(baseline)
+    return {**section, "baseline": str(baseline)}
+

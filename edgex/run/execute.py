@@ -65,3 +65,21 @@ def run_pipeline(plan: PipelinePlan, reporter: Reporter | None = None, reuse: bo
     report["pipeline"] = plan.describe()
     write_reports(report, plan.report)
     return report
+
+
+def compare_step(plan: PipelinePlan, report: dict) -> dict | None:
+    """The pipeline's last step: compare its report with the stored baseline, compare.* beside report.json."""
+    if not plan.compare:
+        return None
+    from edgex.compare.gate import compare_reports
+    from edgex.compare.pairing import load_side
+    from edgex.compare.render import write_compare
+    from edgex.compare.rules import parse_rules
+    from edgex.options import CompareOptions, from_yaml
+
+    baseline, baseline_file = load_side(plan.compare["baseline"])
+    options = from_yaml(CompareOptions, plan.compare)
+    result = compare_reports(baseline, report, parse_rules(options.fail_on), options, baseline_file,
+                             plan.report / "report.json")
+    write_compare(result, plan.report)
+    return result

@@ -92,7 +92,10 @@ def _account(report: dict, whole: LabelledImages, skipped: list[dict]) -> None:
     """The report describes the whole set, lists the skipped images, and every image is counted once."""
     report["eval_data"] = {**whole.describe(), "evaluated": len(whole.files) - len(skipped),
                            "skipped_bad_images": skipped}
+    keys = {Path(file).resolve().as_posix(): key for file, key in zip(whole.files, whole.image_keys(), strict=True)}
     for row in report["results"]:
+        if row.get("predictions"):  # the decodable subset named its images by absolute path: the whole set's keys
+            row["predictions"] = {keys.get(name, name): top1 for name, top1 in row["predictions"].items()}
         n = (row.get("accuracy") or {}).get("n")
         if n is not None and n + len(skipped) != len(whole.files):
             raise AssertionError(f"{row['name']}: {n} evaluated + {len(skipped)} skipped != {len(whole.files)}")
