@@ -153,16 +153,18 @@ def _load_keras(path: Path, trust_model: bool, notes: list[str]):
         import keras
     except ImportError as exc:
         raise MissingDependencyError("Keras sources need TensorFlow", "pip install 'edgex[keras]'") from exc
-    from edgex.sources import keras2
+    from edgex.sources import keras2_file
 
     legacy = path.suffix.lower() in (".h5", ".hdf5")
-    version = keras2.keras_version(path)
+    version = keras2_file.keras_version(path)
     if legacy and not trust_model:
         from edgex.safety.model_file import hdf5_hint
 
         raise RefusedError(f"{path} is a legacy HDF5 model, which can run code when loaded", hdf5_hint(version))
-    if keras2.is_keras2(path):
-        return keras2.load(path, notes)
+    if keras2_file.is_keras2(path):
+        from edgex.sources.keras2 import load as load_keras2
+
+        return load_keras2(path, notes)
     written = f" (written by Keras {version})" if version else ""
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=not trust_model)
@@ -172,9 +174,9 @@ def _load_keras(path: Path, trust_model: bool, notes: list[str]):
                 f"{path} contains a Lambda layer (arbitrary code); refused in safe mode",
                 "Pass --trust-model if you trust its author.",
             ) from exc
-        raise DataError(f"cannot load Keras model {path}{written}: {keras2.short(exc)}") from exc
+        raise DataError(f"cannot load Keras model {path}{written}: {keras2_file.short(exc)}") from exc
     except (OSError, KeyError, TypeError) as exc:
-        raise DataError(f"cannot load Keras model {path}{written}: {keras2.short(exc)}",
+        raise DataError(f"cannot load Keras model {path}{written}: {keras2_file.short(exc)}",
                         None if legacy else "Is it a Keras 3 .keras file?") from exc
 
 
