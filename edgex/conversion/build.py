@@ -86,6 +86,8 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
     check_input_fits(model_input_shape(source), source.preprocess, source.path)
     load_s = time.perf_counter() - started
     timer.add("load source model", load_s)
+    for note in source.load_notes:
+        reporter.info(note)
     layout_note = source.model.layout_note(source.preprocess.layout) if source.framework == "torch" else ""
     reporter.info(f"input: {describe_input(source.preprocess)}{layout_note}; output: {source.output_kind}")
     if source.removed_layers:
@@ -100,6 +102,10 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
                 source.saved_model()
         with timer.step("pick calibration images, decode parity images"):
             calib, parity_inputs = _calibration(request, source)
+        if parity_inputs[1].get("overlaps_calibration"):
+            reporter.info(f"[yellow]note: the folder has too few images to hold any back: the parity check runs on "
+                          f"{parity_inputs[1]['count']} of the calibration images (pass --parity-data DIR for "
+                          "held-out ones)[/yellow]")
         skipped = parity_inputs[1].get("skipped_bad_images", [])
         if skipped:
             reporter.info(f"[yellow]skipped {len(skipped)} unreadable image(s) (--skip-bad-images): "

@@ -96,8 +96,12 @@ def _apply_policy(path: Path, fmt: str, trust_model: bool) -> None:
     if trust_model:
         return
     if fmt in CODE_CARRYING:
-        raise RefusedError(f"{path} is {sniff.describe(fmt)}, which can run code when loaded",
-                           _TRUST_HINT + (" Or re-save it as .keras." if fmt == sniff.HDF5 else ""))
+        if fmt == sniff.HDF5:
+            version = hdf5_keras_version(path)
+            written = f", written by Keras {version}," if version else ""
+            raise RefusedError(f"{path} is {sniff.describe(fmt)}{written} which can run code when loaded",
+                               hdf5_hint(version))
+        raise RefusedError(f"{path} is {sniff.describe(fmt)}, which can run code when loaded", _TRUST_HINT)
     if fmt == sniff.PICKLE:
         with open(path, "rb") as f:  # legacy torch.save: pickles first, then raw tensor bytes (not needed)
             _refuse_unsafe_pickle(path, f.read(_MAX_PICKLE_BYTES))
@@ -108,6 +112,25 @@ def _apply_policy(path: Path, fmt: str, trust_model: bool) -> None:
                     if info.file_size > _MAX_PICKLE_BYTES:
                         raise DataError(f"{path}: {info.filename} is {info.file_size} bytes, too large to inspect")
                     _refuse_unsafe_pickle(path, archive.read(info))
+
+
+def hdf5_keras_version(path: Path) -> str | None:
+    """The `keras_version` attribute of an HDF5 file, read by h5py in a child (the file is untrusted)."""
+    from edgex.safety.probe import parse_in_child
+
+    try:
+        return parse_in_child(path, "hdf5_attrs", timeout=60).get("keras_version")
+    except DataError:
+        return None
+
+
+def hdf5_hint(version: str | None) -> str:
+    """How to go on with a refused .h5: what works depends on the Keras that wrote it."""
+    trust = "Pass --trust-model only if you trust the file's author"
+    if version and version.split(".")[0] == "3":
+        return f"{trust}, or re-save it with Keras 3 as .keras (model.save('model.keras'))."
+    return (f"{trust}, or re-save it as .keras with the TensorFlow 2.13+ (tf_keras) that wrote it "
+            "(model.save('model.keras')): edgex reads a Keras 2 .keras without --trust-model.")
 
 
 def _refuse_unsafe_pickle(path: Path, data: bytes) -> None:
@@ -180,7 +203,7 @@ def check_keras_config(path: Path, trust_model: bool) -> None:
             raise RefusedError(f"{path} contains a Lambda layer (arbitrary code); refused in safe mode",
                                _TRUST_HINT)
         module = node.get("module")
-        if isinstance(module, str) and module.split(".")[0] not in ("keras", "builtins"):
+        if isinstance(module, str) and module.split(".")[0] not in ("keras", "tf_keras", "builtins"):
             raise RefusedError(f"{path} refers to {module}.{node.get('class_name')}, code from outside Keras",
                                _TRUST_HINT)
 

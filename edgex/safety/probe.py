@@ -128,6 +128,15 @@ def _parse_hdf5(path: Path) -> dict:
         return _walk_hdf5(handle)
 
 
+def _hdf5_attrs(path: Path) -> dict:
+    """Only the Keras attributes (which Keras wrote it), for a refusal message: no dataset is read."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        value = handle.attrs.get("keras_version")
+    return {"keras_version": value.decode() if isinstance(value, bytes) else value}
+
+
 def _parse_safetensors(path: Path) -> dict:
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -146,7 +155,8 @@ def _parse_safetensors(path: Path) -> dict:
 
 
 _PARSERS = {sniff.ONNX: _parse_onnx, sniff.TFLITE: _parse_tflite, sniff.OPENVINO_IR: _parse_openvino,
-            sniff.KERAS: _parse_keras, sniff.HDF5: _parse_hdf5, sniff.SAFETENSORS: _parse_safetensors}
+            sniff.KERAS: _parse_keras, sniff.HDF5: _parse_hdf5, sniff.SAFETENSORS: _parse_safetensors,
+            "hdf5_attrs": _hdf5_attrs}
 
 
 def main(argv: list[str]) -> int:

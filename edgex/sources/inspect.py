@@ -45,9 +45,18 @@ def inspect(model_path: Path | None, trust_model: bool = False) -> dict:
             info["parameters"] = int(model.count_params())
             info["inputs"] = [{"name": t.name, "shape": list(t.shape)} for t in model.inputs]
             info["outputs"] = [{"name": t.name, "shape": list(t.shape)} for t in model.outputs]
+        elif source.framework == "saved_model":
+            from edgex.sources.saved_model_graph import variable_names
+
+            names = variable_names(source.model)
+            info["architecture"] = xception_structure(names) if names else {"is_xception": None}
+            fn = source.model.signatures["serving_default"]
+            info["inputs"] = [{"name": k, "shape": list(v.shape)} for k, v in fn.structured_input_signature[1].items()]
+            info["outputs"] = [{"name": k, "shape": list(v.shape)} for k, v in fn.structured_outputs.items()]
         elif source.framework == "torch":
             info["architecture"] = {"is_xception": source.model.architecture == "xception",
                                     "module": source.model.architecture}
+        info["load_notes"] = source.load_notes
         info["output_kind"] = source.output_kind
         info["preprocess"] = {**source.preprocess.to_dict(), "summary": describe_input(source.preprocess)}
         info["inference_graph"] = {"removed": source.removed_layers}
@@ -74,9 +83,12 @@ def render(info: dict) -> str:
                 f"blocks, exit flow {arch['exit_flow']})")
     elif arch.get("is_xception"):
         kind = "Xception (edgex's PyTorch port)"
+    elif arch.get("is_xception") is None:
+        kind = "unknown (the SavedModel names no layers; edgex converts it all the same)"
     else:
         kind = "not an Xception (edgex converts it all the same; its tests and tuning target Xception)"
-    lines = [f"model: {info['model']} ({info['framework']})", f"architecture: {kind}"]
+    lines = [f"model: {info['model']} ({info['framework']})", *info.get("load_notes", []),
+             f"architecture: {kind}"]
     if "parameters" in info:
         lines.append(f"parameters: {info['parameters']:,}")
     for key in ("inputs", "outputs"):
@@ -89,7 +101,7 @@ def render(info: dict) -> str:
     removed = info["inference_graph"]["removed"]
     lines.append("bypassed at inference: " + (", ".join(f"{r['name']} ({r['type']})" for r in removed) or "nothing"))
     lines.append("classes: " + (", ".join(info["classes"]) if info["classes_found"] else
-                                "not found (add MODEL.classes.json beside the model, or pass --classes)"))
+                                "not found (add MODEL.classes.json beside the model, or give convert --classes FILE)"))
     for name, status in info["targets"].items():
         lines.append(f"target {name}: " + (f"ready ({', '.join(status['precisions'])})" if status["ready"]
                                            else f"not installed: {status['install']}"))

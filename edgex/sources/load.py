@@ -38,6 +38,7 @@ class Source:
     export_model: object | None = None  # the inference graph (edgex.models.inference_graph); None: `model`
     removed_layers: list[dict] = field(default_factory=list)  # bypassed as identity at inference
     output_kind: str = "logits"  # or "softmax" / "sigmoid": the parity check compares probabilities then
+    load_notes: list[str] = field(default_factory=list)  # what loading found worth a line (e.g. a Keras 2 rebuild)
     _saved_model_dir: Path | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
     # Work a converter started ahead, in the background (name -> concurrent.futures.Future), see `start`.
@@ -146,18 +147,25 @@ def default_calibration_dir() -> Path:
     return root / "datasets" / "kitchenware-data" / "images"
 
 
-def _load_keras(path: Path, trust_model: bool):
+def _load_keras(path: Path, trust_model: bool, notes: list[str]):
     quiet_tensorflow()
     try:
         import keras
     except ImportError as exc:
         raise MissingDependencyError("Keras sources need TensorFlow", "pip install 'edgex[keras]'") from exc
+    from edgex.sources import keras2_file
+
     legacy = path.suffix.lower() in (".h5", ".hdf5")
+    version = keras2_file.keras_version(path)
     if legacy and not trust_model:
-        raise RefusedError(
-            f"{path} is a legacy HDF5 model, which can run code when loaded",
-            "Re-save it as .keras, or pass --trust-model if you trust its author.",
-        )
+        from edgex.safety.model_file import hdf5_hint
+
+        raise RefusedError(f"{path} is a legacy HDF5 model, which can run code when loaded", hdf5_hint(version))
+    if keras2_file.is_keras2(path):
+        from edgex.sources.keras2 import load as load_keras2
+
+        return load_keras2(path, notes)
+    written = f" (written by Keras {version})" if version else ""
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=not trust_model)
     except ValueError as exc:
@@ -166,9 +174,10 @@ def _load_keras(path: Path, trust_model: bool):
                 f"{path} contains a Lambda layer (arbitrary code); refused in safe mode",
                 "Pass --trust-model if you trust its author.",
             ) from exc
-        raise DataError(f"cannot load Keras model {path}: {exc}") from exc
+        raise DataError(f"cannot load Keras model {path}{written}: {keras2_file.short(exc)}") from exc
     except (OSError, KeyError, TypeError) as exc:
-        raise DataError(f"cannot load Keras model {path}: {exc}", "Is it a Keras 3 .keras file?") from exc
+        raise DataError(f"cannot load Keras model {path}{written}: {keras2_file.short(exc)}",
+                        None if legacy else "Is it a Keras 3 .keras file?") from exc
 
 
 def _load_saved_model(path: Path):
@@ -233,7 +242,12 @@ def _contract(layers: list, layout: str, height, width) -> Preprocess:
 
 
 def _classes_for(path: Path) -> list[str] | None:
-    sidecar = path.with_suffix(".classes.json") if path.is_file() else path / "classes.json"
+    """MODEL.classes.json beside the model (a file or a SavedModel folder), or classes.json inside the folder."""
+    if path.is_file():
+        candidates = [path.with_suffix(".classes.json")]
+    else:
+        candidates = [path / "classes.json", path.parent / f"{path.name}.classes.json"]
+    sidecar = next((c for c in candidates if c.is_file()), candidates[0])
     if sidecar.is_file():
         try:
             classes = json.loads(sidecar.read_text())
@@ -258,6 +272,7 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
 
     # Sniff the bytes, apply the trust policy, validate and parse in a child: before any framework import.
     check_model_file(path, trust_model=trust_model)
+    notes: list[str] = []
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
             raise UsageError(f"{path} is a folder but not a SavedModel (no saved_model.pb)")
@@ -269,7 +284,7 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
         return Source(name=path.stem, path=path.resolve(), framework="torch", model=module, preprocess=preprocess,
                       classes=classes or sidecar_classes or _classes_for(path))
     elif path.suffix.lower() in (".keras", ".h5", ".hdf5"):
-        model, framework = _load_keras(path, trust_model), "keras"
+        model, framework = _load_keras(path, trust_model, notes), "keras"
     else:
         from edgex.safety.sniff import describe, sniff_format
 
@@ -286,6 +301,7 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
         model=model,
         preprocess=infer_preprocess(model, framework),
         classes=classes or _classes_for(path),
+        load_notes=notes,
     )
     if framework == "keras":
         from edgex.models.inference_graph import inference_model
@@ -293,4 +309,8 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
 
         source.export_model, source.removed_layers = inference_model(model)
         source.output_kind = output_kind(model)
+    elif framework == "saved_model":
+        from edgex.sources.saved_model_graph import output_kind as graph_output_kind
+
+        source.output_kind = graph_output_kind(model)
     return source
