@@ -87,6 +87,10 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
     load_s = time.perf_counter() - started
     timer.add("load source model", load_s)
     reporter.info(f"input: {describe_input(source.preprocess)}; output: {source.output_kind}")
+    for fields, line in source.assumed:
+        if not any(name in request.preprocess_overrides for name in fields):
+            reporter.info(f"[yellow]assumed {line}[/yellow]")
+    targets = _targets_for_source(targets, request, source, reporter)
     if source.removed_layers:
         reporter.info("inference graph: bypassed " + ", ".join(f"{r['name']} ({r['type']})"
                                                              for r in source.removed_layers)
@@ -94,7 +98,7 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
     if request.precision == "int8":
         _say_int8_outlook(reporter)
     try:
-        if source.framework != "torch":  # exported once, up front: every target converts from it
+        if source.framework in ("keras", "saved_model"):  # exported once, up front: every target converts from it
             with timer.step("export SavedModel (shared by every target)"):
                 source.saved_model()
         with timer.step("pick calibration images, decode parity images"):
@@ -127,6 +131,22 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
         raise error
     _check_budgets(results)
     return results
+
+
+def _targets_for_source(targets: list[TargetInfo], request: ConvertRequest, source: Source,
+                        reporter: Reporter) -> list[TargetInfo]:
+    """Drop the targets whose converter cannot start from this kind of source (its `source_refusal`): with
+    --target all, say so in one line and build the others; a target asked for by name is a usage error."""
+    kept = []
+    for info in targets:
+        refusal = getattr(load_converter(info), "source_refusal", lambda _source: None)(source)
+        if refusal is None:
+            kept.append(info)
+        elif request.target != "all":
+            raise refusal
+        else:
+            reporter.info(f"[yellow]{info.name} skipped: {refusal.one_line()}[/yellow]")
+    return kept
 
 
 def _start_ahead(targets: list[TargetInfo], request: ConvertRequest, source: Source) -> set[str]:
