@@ -13,7 +13,7 @@ from edgex.artifacts.publish import artifact_dir, describe_files, publish, stage
 from edgex.calibration.dataset import CalibrationSet
 from edgex.conversion.parity import compare, failures
 from edgex.conversion.timings import StepTimer
-from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets
+from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets, targets_for_source
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, MissingInputError, UsageError
 from edgex.options import CALIBRATION, CONVERT_OUTPUT, DEFAULT_THRESHOLDS, PRECISIONS, Thresholds
@@ -90,7 +90,9 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
     for fields, line in source.assumed:
         if not any(name in request.preprocess_overrides for name in fields):
             reporter.info(f"[yellow]assumed {line}[/yellow]")
-    targets = _targets_for_source(targets, request, source, reporter)
+    targets, skipped = targets_for_source(targets, source, named=request.target != "all")
+    for info, refusal in skipped:
+        reporter.info(f"[yellow]{info.name} skipped: {refusal.one_line()}[/yellow]")
     if source.removed_layers:
         reporter.info("inference graph: bypassed " + ", ".join(f"{r['name']} ({r['type']})"
                                                              for r in source.removed_layers)
@@ -131,22 +133,6 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
         raise error
     _check_budgets(results)
     return results
-
-
-def _targets_for_source(targets: list[TargetInfo], request: ConvertRequest, source: Source,
-                        reporter: Reporter) -> list[TargetInfo]:
-    """Drop the targets whose converter cannot start from this kind of source (its `source_refusal`): with
-    --target all, say so in one line and build the others; a target asked for by name is a usage error."""
-    kept = []
-    for info in targets:
-        refusal = getattr(load_converter(info), "source_refusal", lambda _source: None)(source)
-        if refusal is None:
-            kept.append(info)
-        elif request.target != "all":
-            raise refusal
-        else:
-            reporter.info(f"[yellow]{info.name} skipped: {refusal.one_line()}[/yellow]")
-    return kept
 
 
 def _start_ahead(targets: list[TargetInfo], request: ConvertRequest, source: Source) -> set[str]:
