@@ -105,6 +105,9 @@ def test_the_onnx_source_runs_the_file_in_onnx_runtime(tiny_onnx, images_dir):
     assert source.framework == "onnx" and source.output_kind == "logits" and source.classes == CLASSES
     assert source.preprocess.layout == "NHWC" and (source.preprocess.height, source.preprocess.width) == (96, 96)
     np.testing.assert_allclose(source.predict(images), expected, rtol=0, atol=1e-3)
+    from edgex.runtimes.source import source_runtime_info
+
+    assert source_runtime_info("onnx", 2)["package"] == "onnxruntime"  # what eval's FP32 row says ran it
 
 
 def test_nchw_onnx_gives_nchw_artifacts_that_match_the_keras_model(tiny_onnx_nchw, images_dir, tmp_path):
