@@ -62,3 +62,18 @@ def check_installed(info: TargetInfo) -> None:
 def load_converter(info: TargetInfo) -> Converter:
     """The converter for a target (its module, imported only when used), which implements `Converter`."""
     return importlib.import_module(info.module)
+
+
+def targets_for_source(targets: list[TargetInfo], source, named: bool) -> tuple[list[TargetInfo], list[tuple]]:
+    """(targets that can start from this kind of source, [(target, UsageError) for the others]), asked of each
+    converter's optional `source_refusal`. A target the user `named` that cannot is raised as a usage error."""
+    kept, skipped = [], []
+    for info in targets:
+        refusal = getattr(load_converter(info), "source_refusal", lambda _source: None)(source)
+        if refusal is None:
+            kept.append(info)
+        elif named:
+            raise refusal
+        else:
+            skipped.append((info, refusal))
+    return kept, skipped

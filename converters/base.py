@@ -48,7 +48,9 @@ class Converter(Protocol):
     The source's framework (Keras or PyTorch) is the converter's business: the pipeline asks the same three
     questions of every one. `keep_float` names ops the int8 quantizer leaves in float (the accuracy budget).
     Optional: `prepare(source, options)`, called before any target is built, starts a slow step in the
-    background with `source.start` (ONNX: tf2onnx in child processes) so it overlaps the other targets.
+    background with `source.start` (ONNX: tf2onnx in child processes) so it overlaps the other targets;
+    `source_refusal(source)`, a UsageError (or None) saying why this target cannot start from that kind of
+    source at all (TFLite from an ONNX file): --target all skips it with that line, a named target exits 2.
     """
 
     def check_options(self, source: Source, options: ConvertOptions, keep_float: bool = False) -> None:

@@ -1,4 +1,5 @@
-"""Keras/SavedModel -> ONNX with tf2onnx; int8 by ONNX Runtime's QDQ quantizer with edgex's ranges.
+"""Keras/SavedModel -> ONNX with tf2onnx (an ONNX source: its checked float graph); int8 by ONNX Runtime's QDQ
+quantizer with edgex's ranges.
 
 ORT's own calibrators keep every intermediate output in memory (about 49 GB for 300 Xception
 images) and take a global min/max that one outlier image can stretch. Here each activation's
@@ -29,18 +30,18 @@ _RANGE_SUFFIX = ("__edgex_min", "__edgex_max")
 
 
 def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
-    """Every option is honoured on both source frameworks: nothing to refuse."""
+    """Every option is honoured on every source framework: nothing to refuse."""
 
 
 def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
-    """int8: ORT static QDQ with edgex's ranges, on either source framework."""
+    """int8: ORT static QDQ with edgex's ranges, on every source framework."""
     return recipe_named("onnx", options.recipe, options.range_estimator) if options.precision == "int8" else None
 
 
 def prepare(source: Source, options: ConvertOptions) -> None:
     """Start tf2onnx now, in the background (it runs in child processes), so the export overlaps the
-    other targets' builds; convert() waits for it. PyTorch sources export in-process, when converted."""
-    if source.framework == "torch":
+    other targets' builds; convert() waits for it. PyTorch and ONNX sources export in-process, when converted."""
+    if source.framework in ("torch", "onnx"):
         return
     saved_model = source.saved_model()
     source.start(_export_key(options.opset),
@@ -87,6 +88,11 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
 
             export_onnx(source, fp32, options.opset)
             timings["torch.onnx.export"] = time.perf_counter() - start
+        elif source.framework == "onnx":  # ONNX source: its checked float graph, then the same int8 path
+            from edgex.sources.onnx_source import float_graph
+
+            shutil.copyfile(float_graph(source), fp32)
+            timings["check the source graph"] = time.perf_counter() - start
         else:
             export_with_tf2onnx(source.saved_model(), fp32, options.opset)
             timings["tf2onnx"] = time.perf_counter() - start

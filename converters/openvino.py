@@ -1,4 +1,4 @@
-"""Keras/SavedModel -> OpenVINO IR; fp16 by weight compression, int8 by NNCF post-training quantization."""
+"""Keras/SavedModel/ONNX -> OpenVINO IR; fp16 by weight compression, int8 by NNCF post-training quantization."""
 
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ class _Replayable:
 
 
 def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
-    """Every option is honoured on both source frameworks: nothing to refuse."""
+    """Every option is honoured on every source framework: nothing to refuse."""
 
 
 def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
-    """int8: NNCF post-training quantization, on either source framework."""
+    """int8: NNCF post-training quantization, on every source framework."""
     return recipe_named("openvino", options.recipe, options.range_estimator) if options.precision == "int8" else None
 
 
@@ -66,9 +66,12 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         from edgex.sources.torch_export import to_openvino
 
         model = to_openvino(source)
-    else:
+    else:  # an ONNX source is read from its checked float graph, in the artifact's layout
+        from edgex.sources.onnx_source import float_graph
+
+        graph = float_graph(source) if source.framework == "onnx" else source.saved_model()
         try:
-            model = ov.convert_model(str(source.saved_model()))
+            model = ov.convert_model(str(graph))
         except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
             raise DataError(f"OpenVINO could not convert {source.path}: {exc}") from exc
     timings["convert_model"] = time.perf_counter() - start

@@ -87,6 +87,17 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
                          recipe=recipe.to_dict() if recipe else None, timings_s=timings)
 
 
+def source_refusal(source: Source) -> UsageError | None:
+    """Why this target cannot start from `source`, or None. ONNX -> TFLite needs onnx2tf, the one maintained
+    converter: its 1.x line (the last for Python 3.11) downloads test images from GitHub while converting any
+    image model, and 2.x, which no longer does, needs Python 3.12 and pins older onnx/onnxruntime than edgex's."""
+    if source.framework != "onnx":
+        return None
+    return UsageError("tflite cannot be built from an ONNX source: no offline ONNX->TFLite converter fits edgex "
+                      "(onnx2tf 1.x downloads test images at run time; 2.x needs Python 3.12 and older onnx)",
+                      "Convert the original Keras or PyTorch model for tflite; use --target onnx or openvino here.")
+
+
 def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
     """Refuse what litert-torch's PT2E path cannot do, before any work, rather than build a model that ignores it.
 
@@ -94,6 +105,9 @@ def check_options(source: Source, options: ConvertOptions, keep_float: bool = Fa
     layers left in float (every accuracy-budget trial would build the same model). Its artifacts keep float32
     input and output whatever `float_io` says; the manifest's inputs and recipe record that.
     """
+    refusal = source_refusal(source)
+    if refusal is not None:
+        raise refusal
     if source.framework != "torch":
         return
     where = "tflite from a PyTorch source (litert-torch PT2E)"

@@ -15,6 +15,7 @@ from typing import Any
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 RANGE_ESTIMATORS = ("mean_minmax", "minmax")
+XCEPTION_INPUT_SIZE = 299  # a source whose input size is free (ONNX with dynamic H, W) gets Xception's
 
 
 def _is_int(v) -> bool:

@@ -17,7 +17,7 @@ TARGET_CHOICES = ("onnx", "openvino", "tflite", "all")
 def add_parser(commands) -> None:
     convert = commands.add_parser(
         "convert",
-        help="convert a Keras or PyTorch model to ONNX, OpenVINO IR and TFLite, each checked against the source",
+        help="convert a Keras, PyTorch or ONNX model to ONNX, OpenVINO IR and TFLite, each checked against the source",
         description="Convert a Keras or PyTorch Xception (default: the embedded kitchenware model) to verified "
         "artifacts "
         "under OUTPUT/<model>/<target>-<precision>/, each with a manifest.json.",
@@ -27,7 +27,7 @@ def add_parser(commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = convert.add_argument_group("source")
-    src.add_argument("--model", help=".keras, .safetensors (+ sidecar from edgex port), state_dict .pt; "
+    src.add_argument("--model", help=".keras, .safetensors (+ sidecar from edgex port), state_dict .pt, .onnx; "
                      "SavedModel folder, .h5 or .pt2 with --trust-model; "
                      "default: the embedded kitchenware Xception")
     src.add_argument("--trust-model", action="store_true",

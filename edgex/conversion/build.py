@@ -13,7 +13,7 @@ from edgex.artifacts.publish import artifact_dir, describe_files, publish, stage
 from edgex.calibration.dataset import CalibrationSet
 from edgex.conversion.parity import compare, failures
 from edgex.conversion.timings import StepTimer
-from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets
+from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets, targets_for_source
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, MissingInputError, UsageError
 from edgex.options import CALIBRATION, CONVERT_OUTPUT, DEFAULT_THRESHOLDS, PRECISIONS, Thresholds
@@ -90,6 +90,12 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
         reporter.info(note)
     layout_note = source.model.layout_note(source.preprocess.layout) if source.framework == "torch" else ""
     reporter.info(f"input: {describe_input(source.preprocess)}{layout_note}; output: {source.output_kind}")
+    for fields, line in source.assumed:
+        if not any(name in request.preprocess_overrides for name in fields):
+            reporter.info(f"[yellow]assumed {line}[/yellow]")
+    targets, skipped = targets_for_source(targets, source, named=request.target != "all")
+    for info, refusal in skipped:
+        reporter.info(f"[yellow]{info.name} skipped: {refusal.one_line()}[/yellow]")
     if source.removed_layers:
         reporter.info("inference graph: bypassed " + ", ".join(f"{r['name']} ({r['type']})"
                                                              for r in source.removed_layers)
@@ -97,7 +103,7 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
     if request.precision == "int8":
         _say_int8_outlook(reporter)
     try:
-        if source.framework != "torch":  # exported once, up front: every target converts from it
+        if source.framework in ("keras", "saved_model"):  # exported once, up front: every target converts from it
             with timer.step("export SavedModel (shared by every target)"):
                 source.saved_model()
         with timer.step("pick calibration images, decode parity images"):

@@ -18,8 +18,8 @@ def source_runtime_info(framework: str, threads: int | None) -> dict:
     from edgex.versions import tool_versions
 
     versions = tool_versions()
-    if framework == "torch":
-        package, backend = "torch", None
+    if framework in ("torch", "onnx"):
+        package, backend = {"torch": "torch", "onnx": "onnxruntime"}[framework], None
     else:
         package = "keras" if framework == "keras" else "tensorflow"
         backend = "tensorflow " + versions.get("tensorflow-cpu", versions.get("tensorflow", "?"))

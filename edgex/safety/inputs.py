@@ -16,6 +16,11 @@ def model_input_shape(source) -> tuple | None:
     try:
         if source.framework == "keras":
             return tuple(source.model.inputs[0].shape)
+        if source.framework == "onnx":  # as the artifacts take it: converters transpose to --layout
+            dims = source.model.input_dims
+            if source.preprocess.layout == source.model.layout:
+                return dims
+            return tuple(dims[i] for i in ((0, 2, 3, 1) if source.model.layout == "NCHW" else (0, 3, 1, 2)))
         if source.framework == "saved_model":
             fn = source.model.signatures["serving_default"]
             return tuple(next(iter(fn.structured_input_signature[1].values())).shape)

@@ -39,6 +39,8 @@ class Source:
     removed_layers: list[dict] = field(default_factory=list)  # bypassed as identity at inference
     output_kind: str = "logits"  # or "softmax" / "sigmoid": the parity check compares probabilities then
     load_notes: list[str] = field(default_factory=list)  # what loading found worth a line (e.g. a Keras 2 rebuild)
+    # What edgex assumed rather than read from the model: (Preprocess fields, line), printed unless overridden.
+    assumed: list[tuple[tuple[str, ...], str]] = field(default_factory=list)
     _saved_model_dir: Path | None = field(default=None, repr=False)
     _tmp: tempfile.TemporaryDirectory | None = field(default=None, repr=False)
     # Work a converter started ahead, in the background (name -> concurrent.futures.Future), see `start`.
@@ -46,7 +48,7 @@ class Source:
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """Logits of the source model for a preprocessed batch."""
-        if self.framework == "torch":
+        if self.framework in ("torch", "onnx"):
             return self.model.predict(batch, self.preprocess.layout)
         if self.framework == "keras":
             return np.asarray(self.model(batch, training=False), dtype=np.float32)
@@ -264,14 +266,20 @@ def _classes_for(path: Path) -> list[str] | None:
 
 def load_source(model_path: Path | str | None, trust_model: bool = False,
                 classes: list[str] | None = None) -> Source:
-    """Load a Keras (.keras, .h5 with trust) or SavedModel source; None means the embedded default."""
+    """Load a Keras (.keras, .h5 with trust), SavedModel, PyTorch or ONNX source; None: the embedded default."""
     path = default_model_path() if model_path is None else Path(model_path)
     if not path.exists():
         raise MissingInputError(f"model {path} does not exist", "Check the --model path.")
     from edgex.safety.model_file import check_model_file
 
     # Sniff the bytes, apply the trust policy, validate and parse in a child: before any framework import.
-    check_model_file(path, trust_model=trust_model)
+    from edgex.safety.sniff import ONNX
+
+    checked = check_model_file(path, trust_model=trust_model)
+    if checked.format == ONNX:
+        from edgex.sources.onnx_source import load_onnx_source
+
+        return load_onnx_source(path, classes=classes)
     notes: list[str] = []
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
@@ -290,8 +298,8 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
 
         raise UsageError(
             f"{path} is {describe(sniff_format(path))}, not a source edgex converts from",
-            "edgex converts .keras, .h5 and SavedModel (with --trust-model) and PyTorch (.safetensors, .pt) sources; "
-            "bench and eval take ONNX, OpenVINO IR and TFLite artifacts.",
+            "edgex converts .keras, .h5 and SavedModel (with --trust-model), PyTorch (.safetensors, .pt) and ONNX "
+            "sources; bench and eval take ONNX, OpenVINO IR and TFLite artifacts.",
         )
     name = path.stem if path.is_file() else path.name
     source = Source(
