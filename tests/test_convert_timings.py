@@ -13,7 +13,8 @@ def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
                      "--calib-size", "12", "--output", out, "--timings", "-q")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    header = lines.index("| artifact | step | seconds | peak RSS MB (edgex) | peak RSS MB (largest child) |")
+    header = lines.index("| artifact | step | seconds | peak RSS MB (edgex) | peak RSS MB (largest child) "
+                         "| peak RSS MB (edgex + children, summed) |")
     rows = [line.split(" | ") for line in lines[header + 2:] if line.startswith("| ")]
     steps = [(row[0].lstrip("| "), row[1]) for row in rows]
     shared = [step for artifact, step in steps if artifact == "shared"]
@@ -30,6 +31,8 @@ def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
     assert steps[-1] == ("all", "wall time")
     for row in rows:
         assert float(row[2]) >= 0 and float(row[3]) > 0
+        assert float(row[5].rstrip(" |")) > 0
+    assert any(line.startswith("(summed: VmRSS") for line in lines)
     # --json carries the same steps per result
     again = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--calib-data", images_dir,
                       "--output", tmp_path / "json", "--json", "--timings", "-q")
@@ -37,3 +40,25 @@ def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
     (result,) = json.loads(again.stdout)["results"]
     assert [s["step"] for s in result["timings"]][:2] == ["load source model",
                                                           "export SavedModel (shared by every target)"]
+
+
+def test_tree_sampler_adds_up_the_children():
+    """A child holding 300 MB: the summed RSS of this process's tree counts it; this process's own does not."""
+    import subprocess
+    import sys
+
+    from edgex.conversion.timings import TreeSampler, descendants, tree_rss_mb
+
+    hold = "import sys; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print(1, flush=True); " \
+           "sys.stdin.read()"
+    alone = tree_rss_mb()
+    child = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == b"1"  # the 300 MB are resident now
+        assert child.pid in descendants(__import__("os").getpid())
+        sampler = TreeSampler()
+        assert sampler.sample() >= alone + 280
+        assert tree_rss_mb(child.pid) >= 280
+    finally:
+        child.communicate(b"")
+    assert tree_rss_mb() < sampler.peak_mb - 200  # the peak stays after the child is gone
