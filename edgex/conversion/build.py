@@ -349,8 +349,12 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
                                        reporter, request.threads)
     convert_s = time.perf_counter() - started
     artifact = f"{info.name}-{precision}"
+    ended = started  # the converter's steps ran one after another from `started` (CPU read off that window)
     for step, seconds in files.timings_s.items():
-        timer.add(step + (f" ({recipe})" if recipe else ""), seconds, artifact=artifact)
+        background = "background" in step
+        ended += 0 if background else seconds
+        timer.add(step + (f" ({recipe})" if recipe else ""), seconds, artifact=artifact,
+                  ended=ended, cpu=not background)
     if budget_report is not None:
         own = sum(v for k, v in files.timings_s.items() if "background" not in k)
         timer.add("accuracy budget trials", convert_s - own, artifact=artifact)
