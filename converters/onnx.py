@@ -26,6 +26,7 @@ from edgex.errors import DataError
 from edgex.sources.load import Source
 
 MODEL_FILE = "model.onnx"
+RECIPES_SHARE_CALIBRATION = True  # one export, one set of ranges for every recipe: trying them all is cheap
 _RANGE_SUFFIX = ("__edgex_min", "__edgex_max")
 
 
@@ -76,30 +77,13 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     out = staging / MODEL_FILE
     with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        start = time.perf_counter()
-        started = source.started(_export_key(options.opset))
-        if started is not None:  # prepare() began it while other targets were built
-            exported, seconds = started.result()
-            shutil.copyfile(exported, fp32)  # the export stays for the next recipe or precision
-            timings["tf2onnx (in the background)"] = seconds
-            timings["waiting for tf2onnx"] = time.perf_counter() - start
-        elif source.framework == "torch":  # PyTorch source: dynamo exporter, then the same int8 path below
-            from edgex.sources.torch_export import export_onnx
-
-            export_onnx(source, fp32, options.opset)
-            timings["torch.onnx.export"] = time.perf_counter() - start
-        elif source.framework == "onnx":  # ONNX source: its checked float graph, then the same int8 path
-            from edgex.sources.onnx_source import float_graph
-
-            shutil.copyfile(float_graph(source), fp32)
-            timings["check the source graph"] = time.perf_counter() - start
-        else:
-            export_with_tf2onnx(source.saved_model(), fp32, options.opset)
-            timings["tf2onnx"] = time.perf_counter() - start
+        shutil.copyfile(_fp32_export(source, options, timings), fp32)  # the export stays for the next recipe
         recipe = None
         if options.precision == "int8":
             recipe = quantize_recipe(source, options)
-            timings.update(quantize_int8(fp32, out, calib, recipe, Path(tmp), progress, nodes_to_exclude=keep_float))
+            shared = source.work_dir() / f"onnx-calibration-opset{options.opset}-{recipe.range_estimator}"
+            timings.update(quantize_int8(fp32, out, calib, recipe, Path(tmp), progress, nodes_to_exclude=keep_float,
+                                         shared=shared))
         else:
             shutil.move(fp32, out)  # not replace(): the output may be on another filesystem than /tmp
         model = onnx.load(str(out))
@@ -114,6 +98,39 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         recipe=recipe.to_dict() if recipe else None,
         timings_s=timings,
     )
+
+
+def _fp32_export(source: Source, options: ConvertOptions, timings: dict[str, float]) -> Path:
+    """The fp32 ONNX export, made once per source (every recipe and precision starts from it); its seconds
+    go into `timings` the first time only."""
+    start = time.perf_counter()
+    started = source.started(_export_key(options.opset))
+    if started is not None:  # prepare() began it while other targets were built
+        exported, seconds = started.result()
+        if not exported.with_suffix(".used").exists():
+            exported.with_suffix(".used").touch()
+            timings["tf2onnx (in the background)"] = seconds
+            timings["waiting for tf2onnx"] = time.perf_counter() - start
+        return exported
+    folder = source.work_dir() / _export_key(options.opset)
+    exported = folder / "fp32.onnx"
+    if exported.is_file():
+        return exported
+    folder.mkdir(exist_ok=True)
+    if source.framework == "torch":  # PyTorch source: dynamo exporter, then the same int8 path
+        from edgex.sources.torch_export import export_onnx
+
+        export_onnx(source, exported, options.opset)
+        timings["torch.onnx.export"] = time.perf_counter() - start
+    elif source.framework == "onnx":  # ONNX source: its checked float graph, then the same int8 path
+        from edgex.sources.onnx_source import float_graph
+
+        shutil.copyfile(float_graph(source), exported)
+        timings["check the source graph"] = time.perf_counter() - start
+    else:
+        export_with_tf2onnx(source.saved_model(), exported, options.opset)
+        timings["tf2onnx"] = time.perf_counter() - start
+    return exported
 
 
 def export_with_tf2onnx(saved_model: Path, out: Path, opset: int) -> None:
@@ -154,10 +171,12 @@ def _quiet_env() -> dict:
 
 
 def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Path, progress=None,
-                  nodes_to_exclude: tuple[str, ...] = ()) -> dict[str, float]:
+                  nodes_to_exclude: tuple[str, ...] = (), shared: Path | None = None) -> dict[str, float]:
     """Static QDQ int8 with per-channel weights and streaming, outlier-robust activation ranges; returns
     the seconds of each step.
 
+    The prepared graph and its activation ranges depend on the fp32 model, the images and the range
+    estimator, not on the recipe: with `shared` (a folder kept across recipes) they are made once.
     `recipe.weight_bits == 7` is ORT's reduce_range (weights only): it keeps every pair of u8*s8
     products inside the int16 that ORT's AVX2 kernels (no VNNI) accumulate into."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -165,14 +184,17 @@ def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Pat
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     timings, start = {}, time.perf_counter()
-    prepared = tmp / "prepared.onnx"
-    quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    timings["quant_pre_process"], start = time.perf_counter() - start, time.perf_counter()
-    ranges = collect_ranges(prepared, calib, recipe.range_estimator, tmp, progress)
-    timings[f"activation ranges ({len(calib)} images)"], start = time.perf_counter() - start, time.perf_counter()
-    cache = tmp / "ranges.json"
-    data = {name: (np.float32(lo), np.float32(hi)) for name, (lo, hi) in ranges.items()}
-    save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), cache)
+    folder = shared or tmp
+    prepared, cache = folder / "prepared.onnx", folder / "ranges.json"
+    if not cache.is_file():
+        folder.mkdir(exist_ok=True)
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        timings["quant_pre_process"], start = time.perf_counter() - start, time.perf_counter()
+        ranges = collect_ranges(prepared, calib, recipe.range_estimator, tmp, progress)
+        timings[f"activation ranges ({len(calib)} images)"], start = time.perf_counter() - start, time.perf_counter()
+        data = {name: (np.float32(lo), np.float32(hi)) for name, (lo, hi) in ranges.items()}
+        save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), cache.with_suffix(".partial"))
+        cache.with_suffix(".partial").rename(cache)  # a half-written cache is never taken for a whole one
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     quantize_static(
         str(prepared),

@@ -66,6 +66,15 @@ class CalibrationOptions:
 
 
 @dataclass(frozen=True)
+class RecipeChoice:
+    """How `convert` times the int8 recipes that passed parity, to publish the fastest (edgex.conversion.chooser)."""
+
+    blocks: int = 3  # interleaved rounds: each candidate runs one block per round
+    runs_per_block: int = 10  # parity images per block (batch 1, the runtime's default options)
+    max_load_per_core: float = 1.25  # 1-minute load average per usable core above which timing is not trusted
+
+
+@dataclass(frozen=True)
 class Thresholds:
     """Minimum top-1 agreement, mean logit cosine and worst-5% cosine an artifact must reach.
 
@@ -199,6 +208,7 @@ class RunOptions:
 
 CONVERT_OUTPUT = RunOptions.output  # `edgex convert --output` and `edgex.convert(output=)`
 CALIBRATION = CalibrationOptions()
+RECIPE_CHOICE = RecipeChoice()
 PARITY = ParityOptions()
 BUDGET = BudgetOptions()
 PORT = PortOptions()

@@ -13,7 +13,8 @@ def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
                      "--calib-size", "12", "--output", out, "--timings", "-q")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    header = lines.index("| artifact | step | seconds | peak RSS MB (edgex) | peak RSS MB (largest child) |")
+    header = lines.index("| artifact | step | seconds | CPU s (edgex + children) | peak RSS MB (edgex) "
+                         "| peak RSS MB (largest child) | peak RSS MB (edgex + children, summed) |")
     rows = [line.split(" | ") for line in lines[header + 2:] if line.startswith("| ")]
     steps = [(row[0].lstrip("| "), row[1]) for row in rows]
     shared = [step for artifact, step in steps if artifact == "shared"]
@@ -29,7 +30,11 @@ def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
     assert ("onnx-int8", "tf2onnx (in the background) (u8s8-w7)") in steps
     assert steps[-1] == ("all", "wall time")
     for row in rows:
-        assert float(row[2]) >= 0 and float(row[3]) > 0
+        assert float(row[2]) >= 0 and float(row[4]) > 0 and float(row[6].rstrip(" |")) > 0
+        assert row[3] == "n/a" or float(row[3]) >= 0
+    ranges = next(row for row in rows if row[1].startswith("activation ranges") and "onnx" in row[0])
+    assert float(ranges[3]) > 0  # the range collection's CPU time, read off the sampler
+    assert any(line.startswith("(summed: VmRSS") for line in lines)
     # --json carries the same steps per result
     again = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--calib-data", images_dir,
                       "--output", tmp_path / "json", "--json", "--timings", "-q")
@@ -37,3 +42,35 @@ def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
     (result,) = json.loads(again.stdout)["results"]
     assert [s["step"] for s in result["timings"]][:2] == ["load source model",
                                                           "export SavedModel (shared by every target)"]
+
+
+def test_tree_sampler_adds_up_the_children():
+    """A child holding 300 MB: the summed RSS of this process's tree counts it; this process's own does not."""
+    import subprocess
+    import sys
+
+    from edgex.conversion.timings import TreeSampler, descendants, tree_rss_mb
+
+    hold = "import sys; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); print(1, flush=True); " \
+           "sys.stdin.read()"
+    alone = tree_rss_mb()
+    child = subprocess.Popen([sys.executable, "-c", hold], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == b"1"  # the 300 MB are resident now
+        assert child.pid in descendants(__import__("os").getpid())
+        sampler = TreeSampler()
+        assert sampler.sample() >= alone + 280
+        assert tree_rss_mb(child.pid) >= 280
+    finally:
+        child.communicate(b"")
+    assert tree_rss_mb() < sampler.peak_mb - 200  # the peak stays after the child is gone
+
+
+def test_step_cpu_is_read_off_the_samples_around_the_step():
+    from edgex.conversion.timings import TreeSampler
+
+    sampler = TreeSampler()
+    sampler.cpu = [(10.0, 0.0), (11.0, 1.0), (12.0, 3.0)]  # (instant, tree CPU seconds so far)
+    assert sampler.cpu_between(10.5, 11.5) == 1.5
+    assert sampler.cpu_between(9.0, 13.0) == 3.0  # clamped to what was sampled
+    assert sampler.cpu_between(13.0, 14.0) is None  # after the last sample: unknown, not zero

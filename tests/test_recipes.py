@@ -1,4 +1,4 @@
-"""int8 recipes: tried in order until one passes parity, every try recorded; safe on AVX2-only x86."""
+"""int8 recipes: tried in order, the fastest passing one published, every try recorded; safe on AVX2-only x86."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ def test_isa_classes():
 
 
 def test_failing_recipe_falls_back_to_the_next_and_records_every_try(tiny_model, images_dir, tmp_path):
-    done = _convert(tiny_model, images_dir, tmp_path, env={"EDGEX_TEST_BREAK_RECIPE": "onnx/u8s8-w7"})
+    done = _convert(tiny_model, images_dir, tmp_path,  # a loaded machine: the first passing recipe is published
+                    env={"EDGEX_TEST_BREAK_RECIPE": "onnx/u8s8-w7", "EDGEX_TEST_LOADAVG": "1000"})
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     said = [line for line in done.stdout.splitlines() if "failed parity" in line]
@@ -52,8 +53,8 @@ def test_failing_recipe_falls_back_to_the_next_and_records_every_try(tiny_model,
     manifest = json.loads((tmp_path / "tiny_xception" / "onnx-int8" / "manifest.json").read_text())
     quant = manifest["quantization"]
     assert quant["name"] == "u8u8"
-    assert [t["recipe"] for t in quant["tries"]] == ["u8s8-w7", "u8u8"]
-    assert [t["passed"] for t in quant["tries"]] == [False, True]
+    assert [t["recipe"] for t in quant["tries"]] == ["u8s8-w7", "u8u8", "u8s8"]
+    assert [t["passed"] for t in quant["tries"]] == [False, True, True]
     assert quant["tries"][0]["cosine"] < 0.95 <= quant["tries"][1]["cosine"]
     assert all(t["latency_ms_p50"] > 0 for t in quant["tries"])
     assert quant["verified_isa"] in ("x86-vnni", "x86-avx2", "arm64", "arm64-dotprod", "other")
@@ -141,3 +142,52 @@ def test_bench_rows_carry_the_warning_for_another_cpu_class(tiny_model, images_d
     assert row["status"] == "ok" and "x86-avx2" in row["warnings"][0]
     (row,) = run_suite([artifact], settings, cpu={"machine": "x86_64", "isa": ["avx2", "avx512_vnni"]})["results"]
     assert "warnings" not in row
+
+
+def _quantization(out):
+    return json.loads((out / "tiny_xception" / "onnx-int8" / "manifest.json").read_text())["quantization"]
+
+
+def test_chooser_publishes_the_faster_of_two_passing_recipes_and_records_both(tiny_model, images_dir, tmp_path):
+    """Every ONNX recipe passes on the tiny model; the first is made slower on purpose (50 ms per run, test
+    hook), the machine is said to be idle: a later, faster recipe is published and every try is recorded."""
+    done = _convert(tiny_model, images_dir, tmp_path,
+                    env={"EDGEX_TEST_SLOW_RECIPE": "onnx/u8s8-w7", "EDGEX_TEST_LOADAVG": "0"})
+    assert done.returncode == 0, done.stderr
+    quant = _quantization(tmp_path)
+    tries = {t["recipe"]: t for t in quant["tries"]}
+    assert list(tries) == ["u8s8-w7", "u8u8", "u8s8"] and all(t["passed"] for t in tries.values())
+    assert quant["name"] != "u8s8-w7" and quant["chosen_by"].startswith("fastest")
+    slow = tries["u8s8-w7"]["timed_ms_per_image"]["blocks"]
+    fast = tries[quant["name"]]["timed_ms_per_image"]["blocks"]
+    assert len(slow) == len(fast) == 3 and max(fast) < min(slow)
+    said = [line for line in done.stdout.splitlines() if "recipes passed parity" in line]
+    assert len(said) == 1 and f"publishing {quant['name']}" in said[0], done.stdout
+    model = tmp_path / "tiny_xception" / "onnx-int8" / "model.onnx"
+    assert json.loads(__import__("onnx").load(str(model)).metadata_props[-1].value)["name"] == quant["name"]
+    assert not list((tmp_path / "tiny_xception" / "onnx-int8").glob(".try-*"))  # the other tries are gone
+
+
+def test_chooser_keeps_the_list_order_on_a_loaded_machine_and_says_so(tiny_model, images_dir, tmp_path):
+    done = _convert(tiny_model, images_dir, tmp_path,
+                    env={"EDGEX_TEST_SLOW_RECIPE": "onnx/u8s8-w7", "EDGEX_TEST_LOADAVG": "1000"})
+    assert done.returncode == 0, done.stderr
+    quant = _quantization(tmp_path)
+    assert quant["name"] == "u8s8-w7" and "machine loaded" in quant["chosen_by"]
+    assert all("timed_ms_per_image" in t for t in quant["tries"])  # timed and recorded, not trusted
+    said = [line for line in done.stdout.splitlines() if "recipes passed parity" in line]
+    assert len(said) == 1 and "machine loaded" in said[0] and "publishing u8s8-w7" in said[0], done.stdout
+
+
+def test_chooser_decides_by_non_overlapping_blocks_only():
+    from edgex.conversion.chooser import choose
+
+    idle = lambda: (0.0, 2)  # noqa: E731
+    apart = lambda runs, images, settings: [[3.0, 3.1, 3.2], [1.0, 1.1, 1.2]]  # noqa: E731
+    overlap = lambda runs, images, settings: [[3.0, 1.1, 3.2], [1.0, 1.2, 1.1]]  # noqa: E731
+    assert choose(["a", "b"], [None, None], [], timer=apart, load=idle)["index"] == 1
+    tie = choose(["a", "b"], [None, None], [], timer=overlap, load=idle)
+    assert tie["index"] == 0 and "overlap" in tie["chosen_by"]
+    assert choose(["a", "b"], [None, None], [], timer=apart, load=lambda: (5.0, 2))["index"] == 0
+    assert choose(["a"], [None], [], timer=apart, load=idle) == {"index": 0, "chosen_by": "the only passing recipe",
+                                                                 "blocks_ms": {}}

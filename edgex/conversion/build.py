@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,9 @@ import numpy as np
 from edgex import __version__
 from edgex.artifacts.publish import artifact_dir, describe_files, publish, staged
 from edgex.calibration.dataset import CalibrationSet
-from edgex.conversion.parity import compare, failures
-from edgex.conversion.timings import StepTimer
+from edgex.conversion.chooser import adopt, publish_fastest
+from edgex.conversion.parity import break_for_test, compare, failures, timed_predict
+from edgex.conversion.timings import StepTimer, TreeSampler
 from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets, targets_for_source
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, MissingInputError, UsageError
@@ -77,7 +79,16 @@ def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> li
 def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter: Reporter) -> list[dict]:
     """Everything after the argument checks, run while holding the output folder's lock."""
     started = time.perf_counter()
-    timer = StepTimer()
+    sampler = TreeSampler().start()  # the peak of edgex's and its children's summed RSS, for --timings
+    try:
+        return _convert_sampled(request, targets, reporter, started, StepTimer(sampler))
+    finally:
+        sampler.stop()
+
+
+def _convert_sampled(request: ConvertRequest, targets: list[TargetInfo], reporter: Reporter, started: float,
+                     timer: StepTimer) -> list[dict]:
+    """Load, calibrate, build every target; each step's time and memory go to `timer`."""
     reporter.info(f"loading model {request.model or '(embedded default: kitchenware Xception)'}")
     source = load_source(request.model, trust_model=request.trust_model, classes=request.classes)
     source.preprocess = source.preprocess.replace(**request.preprocess_overrides)
@@ -118,7 +129,7 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
                           f"{', '.join(Path(s['file']).name for s in skipped[:5])}[/yellow]")
         with reporter.task("source model on parity images", len(parity_inputs[0])) as advance, \
                 timer.step("source model on parity images"):
-            reference, _ = _timed_predict(source.predict, parity_inputs[0], advance)
+            reference, _ = timed_predict(source.predict, parity_inputs[0], advance)
         require_finite(reference, f"the output of source model {source.path} on the parity images",
                        "The model itself produces NaN/Inf (broken weights?); fix it before converting.")
         ahead = _start_ahead(targets, request, source)
@@ -241,29 +252,48 @@ def _recipes_to_try(info: TargetInfo, request: ConvertRequest) -> list[str | Non
 
 def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib: CalibrationSet | None,
                parity_inputs, reference: np.ndarray, reporter: Reporter, load_s: float, timer: StepTimer) -> dict:
-    """Build one artifact; for int8, try recipes in order and publish the first that passes parity."""
+    """Build one artifact. int8: try the recipes in order; where the converter reuses its calibration across
+    recipes every one is built, and of those that pass parity the fastest is published (edgex.conversion.chooser);
+    elsewhere the first that passes is."""
     precision = request.precision
     destination = artifact_dir(request.output, source.name, info.name, precision)
     thresholds = request.thresholds or DEFAULT_THRESHOLDS[precision]
     result = {"target": info.name, "precision": precision, "path": str(destination),
               "skipped_bad_images": len(parity_inputs[1].get("skipped_bad_images", []))}
     recipes = _recipes_to_try(info, request)
+    try_all = (len(recipes) > 1 and request.budget is None
+               and getattr(load_converter(info), "RECIPES_SHARE_CALIBRATION", False))
     tries: list[dict] = []
+    passed: list[tuple[dict, Path]] = []
     with staged(destination) as staging:
         for recipe in recipes:
-            if tries:
+            if tries and not passed:
                 reporter.info(f"[yellow]{info.name} {precision}: recipe {tries[-1]['recipe']} failed parity "
                               f"({tries[-1]['error']}); trying {recipe}[/yellow]")
+            folder = staging / f".try-{recipe}" if try_all else staging
+            if try_all:
+                folder.mkdir()
+            elif tries:
                 _empty(staging)
             built = _build_and_check(info, request, source, calib, parity_inputs, reference, reporter, load_s,
-                                     staging, recipe, thresholds, timer)
+                                     folder, recipe, thresholds, timer)
             if recipe is not None:
                 tries.append(built["try"])
             if built["passed"]:
-                break
+                passed.append((built, folder))
+                if not try_all:
+                    break
+            elif try_all:
+                shutil.rmtree(folder)
+        choice = None
+        if passed:
+            built, folder, choice = publish_fastest(info.name, passed, parity_inputs[0], tries, reporter, timer)
+            if try_all:
+                adopt(folder, staging)
         metrics, manifest, convert_s = built["metrics"], built["manifest"], built["convert_s"]
         if tries:
             manifest["quantization"] = {**(manifest["quantization"] or {}), "tries": tries,
+                                        **({"chosen_by": choice["chosen_by"]} if choice else {}),
                                         **verified_on()}
         if built["budget"] is not None:
             result["budget"] = built["budget"]
@@ -274,7 +304,7 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
                                                       "p05_cosine")},
                       size_bytes=sum(f["bytes"] for f in manifest["files"]))
         if tries:
-            result["recipe"], result["tries"] = tries[-1]["recipe"], tries
+            result["recipe"], result["tries"] = built["try"]["recipe"], tries
         if not built["passed"]:
             problems = built["problems"]
             why = ", ".join(problems) if len(tries) < 2 else f"every recipe failed ({'; '.join(_tried(tries))})"
@@ -284,7 +314,7 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
         with timer.step("write manifest, publish", artifact=f"{info.name}-{precision}"):
             publish(staging, destination, manifest)
     result["status"] = "ok"
-    recipe_note = f", recipe {tries[-1]['recipe']}" if tries else ""
+    recipe_note = f", recipe {built['try']['recipe']}" if tries else ""
     reporter.info(f"[green]✓[/green] {info.name} {precision}: {destination} "
                   f"(agreement {metrics['agree_count']}/{metrics['n']}, cosine {metrics['cosine']:.4f}"
                   f"{recipe_note}, {result['size_bytes'] / 1e6:.1f} MB, {convert_s:.0f} s)")
@@ -297,8 +327,6 @@ def _tried(tries: list[dict]) -> list[str]:
 
 def _empty(folder: Path) -> None:
     """Remove what a failed recipe left in the staging folder (the folder itself stays)."""
-    import shutil
-
     for child in folder.iterdir():
         shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
@@ -334,8 +362,12 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
                                        reporter, request.threads)
     convert_s = time.perf_counter() - started
     artifact = f"{info.name}-{precision}"
+    ended = started  # the converter's steps ran one after another from `started` (CPU read off that window)
     for step, seconds in files.timings_s.items():
-        timer.add(step + (f" ({recipe})" if recipe else ""), seconds, artifact=artifact)
+        background = "background" in step
+        ended += 0 if background else seconds
+        timer.add(step + (f" ({recipe})" if recipe else ""), seconds, artifact=artifact,
+                  ended=ended, cpu=not background)
     if budget_report is not None:
         own = sum(v for k, v in files.timings_s.items() if "background" not in k)
         timer.add("accuracy budget trials", convert_s - own, artifact=artifact)
@@ -343,8 +375,8 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
     with reporter.task(f"{label}: parity check", len(parity_inputs[0])) as advance, \
             timer.step("parity check" + (f" ({recipe})" if recipe else ""), artifact=artifact):
         runtime = open_runtime(info.runtime, files.model, precision, request.threads)
-        candidate, latency_ms = _timed_predict(runtime.run, parity_inputs[0], advance)
-    candidate = _test_hook_break(info.name, recipe, candidate)
+        candidate, latency_ms = timed_predict(runtime.run, parity_inputs[0], advance)
+    candidate = break_for_test(info.name, recipe, candidate)
     metrics = compare(reference, candidate, source.output_kind)
     parity = {**metrics, "inputs": parity_inputs[1], "thresholds": thresholds.to_dict(), "runtime": runtime.info}
     problems = failures(metrics, thresholds)
@@ -375,26 +407,4 @@ def _build_and_check(info: TargetInfo, request: ConvertRequest, source: Source, 
                **{k: metrics[k] for k in ("n", "agreement", "cosine", "p05_cosine")},
                "latency_ms_p50": latency_ms, "convert_s": round(convert_s, 3)}
     return {"passed": not problems, "problems": problems, "metrics": metrics, "manifest": manifest,
-            "convert_s": convert_s, "budget": budget_report, "try": attempt}
-
-
-def _timed_predict(fn, images: list[np.ndarray], advance) -> tuple[np.ndarray, float]:
-    """Outputs of `fn` one image at a time, and the median milliseconds per image (first call excluded)."""
-    out, times = [], []
-    for image in images:
-        start = time.perf_counter()
-        out.append(fn(image[None]))
-        times.append(time.perf_counter() - start)
-        advance()
-    steady = times[1:] or times
-    return np.concatenate(out), round(1000 * float(np.median(steady)), 3)
-
-
-def _test_hook_break(target: str, recipe: str | None, candidate: np.ndarray) -> np.ndarray:
-    """Test-only: EDGEX_TEST_BREAK_RECIPE=target/recipe makes that recipe's artifact answer like a saturated
-    kernel (logits scrambled), so the recipe fallback can be tested on a machine whose kernels never saturate."""
-    import os
-
-    if recipe is None or os.environ.get("EDGEX_TEST_BREAK_RECIPE") != f"{target}/{recipe}":
-        return candidate
-    return np.roll(candidate, 1, axis=1) * 0.5 + np.random.default_rng(0).normal(0, 1, candidate.shape)
+            "convert_s": convert_s, "budget": budget_report, "try": attempt, "run": runtime.run}

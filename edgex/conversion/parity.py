@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from edgex.options import Thresholds
@@ -56,3 +58,25 @@ def failures(metrics: dict, thresholds: Thresholds) -> list[str]:
     if not metrics["p05_cosine"] >= thresholds.min_tail_cosine:
         out.append(f"worst-5% logit cosine {metrics['p05_cosine']:.4f} < {thresholds.min_tail_cosine}")
     return out
+
+
+def timed_predict(fn, images: list[np.ndarray], advance) -> tuple[np.ndarray, float]:
+    """Outputs of `fn` one image at a time, and the median milliseconds per image (first call excluded)."""
+    out, times = [], []
+    for image in images:
+        start = time.perf_counter()
+        out.append(fn(image[None]))
+        times.append(time.perf_counter() - start)
+        advance()
+    steady = times[1:] or times
+    return np.concatenate(out), round(1000 * float(np.median(steady)), 3)
+
+
+def break_for_test(target: str, recipe: str | None, candidate: np.ndarray) -> np.ndarray:
+    """Test-only: EDGEX_TEST_BREAK_RECIPE=target/recipe makes that recipe's artifact answer like a saturated
+    kernel (logits scrambled), so the recipe fallback can be tested on a machine whose kernels never saturate."""
+    import os
+
+    if recipe is None or os.environ.get("EDGEX_TEST_BREAK_RECIPE") != f"{target}/{recipe}":
+        return candidate
+    return np.roll(candidate, 1, axis=1) * 0.5 + np.random.default_rng(0).normal(0, 1, candidate.shape)
