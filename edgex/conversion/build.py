@@ -12,20 +12,19 @@ import numpy as np
 from edgex import __version__
 from edgex.artifacts.publish import artifact_dir, describe_files, publish, staged
 from edgex.calibration.dataset import CalibrationSet
+from edgex.conversion.calibration_inputs import calibration_and_parity
 from edgex.conversion.chooser import adopt, publish_fastest
 from edgex.conversion.parity import break_for_test, compare, failures, timed_predict
 from edgex.conversion.timings import StepTimer, TreeSampler
 from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets, targets_for_source
 from edgex.converters.base import ConvertOptions
-from edgex.errors import GateError, MissingInputError, UsageError
+from edgex.errors import GateError, UsageError
 from edgex.options import CALIBRATION, CONVERT_OUTPUT, DEFAULT_THRESHOLDS, PRECISIONS, Thresholds
 from edgex.progress import Reporter
 from edgex.runtimes import open_runtime
-from edgex.sources.load import Source, default_calibration_dir, load_source
+from edgex.sources.load import Source, load_source
 from edgex.telemetry import disable_vendor_telemetry
 from edgex.versions import tool_versions
-
-_SYNTHETIC_PARITY_IMAGES = 8
 
 
 @dataclass
@@ -118,7 +117,7 @@ def _convert_sampled(request: ConvertRequest, targets: list[TargetInfo], reporte
             with timer.step("export SavedModel (shared by every target)"):
                 source.saved_model()
         with timer.step("pick calibration images, decode parity images"):
-            calib, parity_inputs = _calibration(request, source)
+            calib, parity_inputs = calibration_and_parity(request, source)
         if parity_inputs[1].get("overlaps_calibration"):
             reporter.info(f"[yellow]note: the folder has too few images to hold any back: the parity check runs on "
                           f"{parity_inputs[1]['count']} of the calibration images (pass --parity-data DIR for "
@@ -186,47 +185,6 @@ def _check_budgets(results: list[dict]) -> None:
                           "Use more calibration images, --calib-method mean_minmax, a larger budget or more trials.")
         error.results = results
         raise error
-
-
-def _calibration(request: ConvertRequest, source: Source):
-    """The calibration set (int8 only) and the parity inputs: (batches, description)."""
-    calib_dir = request.calib_data
-    if calib_dir is None and request.model is None:
-        calib_dir = default_calibration_dir()
-    calib = None
-    if calib_dir is not None:
-        size = request.calib_size if request.precision == "int8" else 0
-        calib = CalibrationSet.from_folder(Path(calib_dir), source.preprocess, size=max(size, 0) or 1,
-                                           seed=request.seed, parity_size=request.parity_size,
-                                           skip_bad_images=request.skip_bad_images)
-        if request.precision != "int8":
-            # Nothing to calibrate: every image found can serve the parity check.
-            calib.parity_files = (calib.files + calib.parity_files)[: request.parity_size]
-            calib.parity_overlaps_calibration = False
-    elif request.precision == "int8":
-        raise MissingInputError("int8 needs calibration images", "Pass --calib-data DIR (a few hundred images).")
-    if request.parity_data is not None:
-        held = CalibrationSet.from_folder(Path(request.parity_data), source.preprocess, size=request.parity_size,
-                                          seed=request.seed, parity_size=0, skip_bad_images=request.skip_bad_images)
-        images = [source.preprocess.load(p) for p in held.files]
-        desc = {"kind": "images", "root": str(request.parity_data), "count": len(images),
-                "overlaps_calibration": False}
-    elif calib is not None:
-        images = [source.preprocess.load(p) for p in calib.parity_files]
-        desc = {"kind": "images", "count": len(images),
-                "overlaps_calibration": calib.parity_overlaps_calibration}
-    else:
-        rng = np.random.default_rng(request.seed)
-        from PIL import Image
-
-        images = [source.preprocess.apply(Image.fromarray(rng.integers(0, 256, (source.preprocess.height,
-                  source.preprocess.width, 3), dtype=np.uint8))) for _ in range(_SYNTHETIC_PARITY_IMAGES)]
-        desc = {"kind": "synthetic noise images (pass --calib-data for real ones)", "count": len(images)}
-    skipped = [*(calib.skipped if calib is not None else []),
-               *(held.skipped if request.parity_data is not None else [])]
-    if skipped:  # --skip-bad-images: counted in the summary and the manifest
-        desc["skipped_bad_images"] = [{"file": str(path), "reason": why} for path, why in skipped]
-    return (calib if request.precision == "int8" else None), (images, desc)
 
 
 def describe_input(pre) -> str:
