@@ -54,6 +54,7 @@ class Preprocess:
             raise UsageError(f"input size {self.height}x{self.width} is not positive")
         if any(s == 0 for s in self.std):
             raise UsageError("std must not be zero")
+        _check_float32_range(self.mean, self.std)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -122,6 +123,20 @@ class Preprocess:
         if self.layout == "NCHW":
             x = x.transpose(2, 0, 1)
         return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _check_float32_range(mean, std) -> None:
+    """UsageError unless (pixel - mean) / std is finite in float32 for every pixel 0..255: a tiny std (1e-45)
+    would otherwise overflow to Inf in `tensor` and reach the model as Inf inputs."""
+    from edgex.errors import UsageError
+
+    limit = float(np.finfo(np.float32).max)
+    for m, s in zip(mean, std, strict=True):
+        if not (np.isfinite(m) and np.isfinite(s) and abs(m) < limit and abs(s) < limit):
+            raise UsageError(f"mean {m} and std {s} must be finite float32 numbers")
+        if max(abs(m), abs(255.0 - m)) / abs(s) >= limit:
+            raise UsageError(f"std {s} is so small that (pixel - mean) / std overflows float32",
+                             "Use the std the model was trained with (Xception: 127.5).")
 
 
 def read_rgb(path: Path):
