@@ -75,12 +75,22 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocess:
+        """A stored spec (manifest, sidecar): values of the wrong type are bad data (65), not a crash."""
+        from edgex.errors import DataError
+
+        if not isinstance(data, dict):
+            raise DataError(f"the preprocessing spec is a {type(data).__name__}, not a mapping",
+                            "Rebuild the artifact (or sidecar) with edgex.")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        for key in ("mean", "std"):
-            if key in kwargs:
-                kwargs[key] = tuple(float(v) for v in kwargs[key])
-        return cls(**kwargs)
+        try:
+            for key in ("mean", "std"):
+                if key in kwargs:
+                    kwargs[key] = tuple(float(v) for v in kwargs[key])
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"the preprocessing spec has an invalid value: {exc}",
+                            "Rebuild the artifact (or sidecar) with edgex.") from exc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

@@ -182,3 +182,11 @@ def test_truncated_jpeg_in_calibration_stops_convert_with_65(tiny_model, images_
     done = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--int8", "--calib-data", calib,
                      "--calib-size", "40", "--output", tmp_path / "out")
     assert_clean_failure(done, 65, "broken.jpg", "--skip-bad-images", output=tmp_path / "out")
+
+
+def test_a_stored_spec_with_values_of_the_wrong_type_is_bad_data():
+    """A damaged manifest's preprocess (found by benchmarks/fuzz.py: mean "n") is exit 65, not an internal error."""
+    with pytest.raises(DataError, match="invalid value"):
+        Preprocess.from_dict({"height": 24, "width": 32, "mean": "n"})
+    with pytest.raises(DataError, match="not a mapping"):
+        Preprocess.from_dict([24, 32])

@@ -153,8 +153,9 @@ def _load_pt(path: Path):
     except pickle.UnpicklingError as exc:
         raise RefusedError(f"{path} holds more than tensors (pickled objects or code); refused",
                            "Save model.state_dict(), or use safetensors.") from exc
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise DataError(f"cannot read PyTorch file {path}: {exc}") from exc
+    except Exception as exc:  # a damaged zip or tensor record raises anything (BadZipFile, KeyError...)
+        raise DataError(f"cannot read PyTorch file {path}: {(str(exc).splitlines() or [type(exc).__name__])[0]}",
+                        "Re-save or re-download it.") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state
@@ -221,7 +222,11 @@ def load_torch_source(path: Path, trust_model: bool = False, classes: list[str] 
         sidecar = read_sidecar(sidecar_path(path), required=False)
     else:
         sidecar = read_sidecar(sidecar_path(path), required=True)
-        module = build_architecture(sidecar.get("architecture", ""), sidecar.get("config") or {})
+        try:
+            module = build_architecture(sidecar.get("architecture", ""), sidecar.get("config") or {})
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a hand-edited or damaged sidecar
+            raise DataError(f"sidecar {sidecar_path(path)} has an invalid config: {exc}",
+                            "Recreate it with edgex port, or fix the JSON.") from exc
         load_state_dict_into(module, _load_weights(path), path)
         model = TorchModel(module=module.eval(), module_layout=sidecar.get("module_layout", "NCHW"),
                            architecture=sidecar["architecture"], config=sidecar.get("config"))
