@@ -269,6 +269,14 @@ def test_a_native_crash_in_the_parser_child_is_65_naming_the_file(tmp_path):
     assert "model.tflite" in caught.value.message and "SIGSEGV" in caught.value.message
 
 
+def test_a_parser_error_reads_as_english(tmp_path):
+    """Not "is not a valid a TFLite model": the format's article is dropped after "a valid"."""
+    fail = [sys.executable, "-c", "import sys; sys.stderr.write('probe-error: bad magic\\n'); sys.exit(3)"]
+    with pytest.raises(DataError) as caught:
+        run_probe(fail, tmp_path / "model.tflite", "tflite")
+    assert caught.value.message == f"{tmp_path / 'model.tflite'} is not a valid TFLite model: bad magic"
+
+
 def test_a_hanging_parser_child_is_65(tmp_path):
     with pytest.raises(DataError, match="did not finish"):
         run_probe([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "m.onnx", "onnx", timeout=1)
