@@ -222,11 +222,7 @@ def load_torch_source(path: Path, trust_model: bool = False, classes: list[str] 
         sidecar = read_sidecar(sidecar_path(path), required=False)
     else:
         sidecar = read_sidecar(sidecar_path(path), required=True)
-        try:
-            module = build_architecture(sidecar.get("architecture", ""), sidecar.get("config") or {})
-        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # a hand-edited or damaged sidecar
-            raise DataError(f"sidecar {sidecar_path(path)} has an invalid config: {exc}",
-                            "Recreate it with edgex port, or fix the JSON.") from exc
+        module = build_architecture(sidecar.get("architecture", ""), sidecar.get("config") or {})
         load_state_dict_into(module, _load_weights(path), path)
         model = TorchModel(module=module.eval(), module_layout=sidecar.get("module_layout", "NCHW"),
                            architecture=sidecar["architecture"], config=sidecar.get("config"))
