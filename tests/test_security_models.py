@@ -312,3 +312,22 @@ def test_a_command_can_limit_the_formats_it_takes(tmp_path):
     assert check_model_file(path, formats={"onnx"}, parse=False).format == "onnx"
     with pytest.raises(UsageError, match="is an ONNX model; this command takes a TFLite model"):
         check_model_file(path, formats={"tflite"})
+
+
+def test_a_savedmodel_tensorflow_cannot_load_is_65_not_an_internal_error(tmp_path, monkeypatch):
+    """Found by benchmarks/fuzz.py: TensorFlow's load errors on damaged files (a bit flip in an op name gives
+    RuntimeError "Op type not registered", a cut variables file IndexError) were exit 1."""
+    import tensorflow as tf
+
+    from edgex.sources.load import load_source
+
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01")
+    for error in (RuntimeError("Op type not registered 'DeptxwiseConv2dNative'"), IndexError("Read less bytes")):
+        def fail(*_args, error=error, **_kwargs):
+            raise error
+
+        monkeypatch.setattr(tf.saved_model, "load", fail)
+        with pytest.raises(DataError, match="cannot load SavedModel"):
+            load_source(folder, trust_model=True)
