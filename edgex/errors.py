@@ -99,6 +99,18 @@ class RemoteError(EdgexError):
     exit_code = EXIT_REMOTE
 
 
+class NonFiniteOutputError(EdgexError):
+    """The model produced NaN/Inf outputs: not a prediction. `inputs` names the images, `outputs` holds the
+    raw rows (edgex.load().predict raises it; the CLI turns it into a failed image or artifact, exit 4)."""
+
+    exit_code = EXIT_SOME_FAILED
+
+    def __init__(self, message: str, hint: str | None = None, inputs: list[str] | None = None, outputs=None):
+        super().__init__(message, hint)
+        self.inputs = list(inputs or [])
+        self.outputs = outputs
+
+
 class MissingDependencyError(UsageError):
     """A target needs an optional extra that is not installed."""
 

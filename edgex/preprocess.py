@@ -54,6 +54,7 @@ class Preprocess:
             raise UsageError(f"input size {self.height}x{self.width} is not positive")
         if any(s == 0 for s in self.std):
             raise UsageError("std must not be zero")
+        _check_float32_range(self.mean, self.std)
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
@@ -74,12 +75,22 @@ class Preprocess:
 
     @classmethod
     def from_dict(cls, data: dict) -> Preprocess:
+        """A stored spec (manifest, sidecar): values of the wrong type are bad data (65), not a crash."""
+        from edgex.errors import DataError
+
+        if not isinstance(data, dict):
+            raise DataError(f"the preprocessing spec is a {type(data).__name__}, not a mapping",
+                            "Rebuild the artifact (or sidecar) with edgex.")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
-        for key in ("mean", "std"):
-            if key in kwargs:
-                kwargs[key] = tuple(float(v) for v in kwargs[key])
-        return cls(**kwargs)
+        try:
+            for key in ("mean", "std"):
+                if key in kwargs:
+                    kwargs[key] = tuple(float(v) for v in kwargs[key])
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"the preprocessing spec has an invalid value: {exc}",
+                            "Rebuild the artifact (or sidecar) with edgex.") from exc
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -122,6 +133,20 @@ class Preprocess:
         if self.layout == "NCHW":
             x = x.transpose(2, 0, 1)
         return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _check_float32_range(mean, std) -> None:
+    """UsageError unless (pixel - mean) / std is finite in float32 for every pixel 0..255: a tiny std (1e-45)
+    would otherwise overflow to Inf in `tensor` and reach the model as Inf inputs."""
+    from edgex.errors import UsageError
+
+    limit = float(np.finfo(np.float32).max)
+    for m, s in zip(mean, std, strict=True):
+        if not (np.isfinite(m) and np.isfinite(s) and abs(m) < limit and abs(s) < limit):
+            raise UsageError(f"mean {m} and std {s} must be finite float32 numbers")
+        if max(abs(m), abs(255.0 - m)) / abs(s) >= limit:
+            raise UsageError(f"std {s} is so small that (pixel - mean) / std overflows float32",
+                             "Use the std the model was trained with (Xception: 127.5).")
 
 
 def read_rgb(path: Path):

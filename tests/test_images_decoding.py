@@ -13,7 +13,7 @@ from failure_checks import assert_clean_failure
 from helpers import run_edgex
 from PIL import Image
 
-from edgex.errors import DataError, MissingInputError
+from edgex.errors import DataError, MissingInputError, UsageError
 from edgex.preprocess import Preprocess, read_rgb
 
 SPEC = Preprocess(24, 32, interpolation="nearest")
@@ -129,10 +129,20 @@ def test_skip_bad_images_counts_and_replaces_them(tmp_path):
     assert found.describe()["skipped_bad_images"][0]["file"] == "bad.jpg"
 
 
-def test_nan_after_preprocessing_is_a_data_error(tmp_path):
+def test_a_std_that_would_overflow_float32_is_refused_before_any_pixel(tmp_path):
+    """The cause of Inf inputs (and numpy's overflow warning) is the spec itself: refused when it is made."""
+    with pytest.raises(UsageError, match="overflows float32"):
+        Preprocess(24, 32, std=(1e-45, 1e-45, 1e-45))
+    with pytest.raises(UsageError, match="finite"):
+        Preprocess(24, 32, mean=(float("nan"), 0.0, 0.0))
+
+
+def test_nan_after_preprocessing_is_a_data_error(tmp_path, monkeypatch):
+    """Should anything else put NaN into a calibration tensor, calibration refuses it (65)."""
     Image.fromarray(_pattern()).save(tmp_path / "a.png")
+    monkeypatch.setattr(Preprocess, "tensor", lambda self, pixels: np.full((24, 32, 3), np.nan, np.float32))
     with pytest.raises(DataError, match="NaN or Inf"):
-        CalibrationSet.from_folder(tmp_path, Preprocess(24, 32, std=(1e-45, 1e-45, 1e-45)), size=1)
+        CalibrationSet.from_folder(tmp_path, Preprocess(24, 32), size=1)
 
 
 def test_only_unreadable_images_with_skip_is_66(tmp_path):
@@ -172,3 +182,11 @@ def test_truncated_jpeg_in_calibration_stops_convert_with_65(tiny_model, images_
     done = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--int8", "--calib-data", calib,
                      "--calib-size", "40", "--output", tmp_path / "out")
     assert_clean_failure(done, 65, "broken.jpg", "--skip-bad-images", output=tmp_path / "out")
+
+
+def test_a_stored_spec_with_values_of_the_wrong_type_is_bad_data():
+    """A damaged manifest's preprocess (found by benchmarks/fuzz.py: mean "n") is exit 65, not an internal error."""
+    with pytest.raises(DataError, match="invalid value"):
+        Preprocess.from_dict({"height": 24, "width": 32, "mean": "n"})
+    with pytest.raises(DataError, match="not a mapping"):
+        Preprocess.from_dict([24, 32])

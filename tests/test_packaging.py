@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Installed names of the folders outside edgex/ (pyproject's package-dir)
 MAPPED = {"converters": "edgex.converters", "calibration": "edgex.calibration"}
 MAX_LINES = 400
-LONG_ON_PURPOSE = {"edgex.bench.runner"}  # one self-contained file that runs alone on devices
+LONG_ON_PURPOSE = {"edgex.bench.runner", "edgex.predict.standalone"}  # self-contained files that run alone on devices
 RUNNER = "edgex.bench.runner"
 
 

@@ -24,11 +24,24 @@ def test_nan_output_fails_the_gate():
 
 
 def test_overflow_with_the_right_argmax_is_named_as_overflow():
-    """+-inf logits keep the argmax (agreement passes), so the gate must say why the cosine is 0."""
+    """+-inf logits would keep the argmax: the gate fails on the NaN/Inf itself, with that one reason, and
+    computes no statistics from them (no RuntimeWarning from inf - inf either)."""
+    import warnings
+
     reference = np.array([[5.0, -5.0], [-5.0, 5.0]])
-    metrics = compare(reference, np.array([[np.inf, -np.inf], [-np.inf, np.inf]]))
-    assert metrics["agreement"] == 1.0 and metrics["nonfinite"] == 4
-    assert failures(metrics, DEFAULT_THRESHOLDS["int8"])[0].startswith("4 output value(s) are NaN or +-inf")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        metrics = compare(reference, np.array([[np.inf, -np.inf], [-np.inf, np.inf]]))
+    assert metrics["nonfinite"] == 4 and metrics["agree_count"] == 0
+    assert failures(metrics, DEFAULT_THRESHOLDS["int8"]) == [
+        "the artifact produced NaN/Inf outputs (4 value(s)): not a prediction"]
+
+
+def test_a_nan_reference_fails_the_gate_with_its_own_reason():
+    metrics = compare(np.full((2, 3), np.nan), np.ones((2, 3)))
+    assert metrics["nonfinite_reference"] == 6 and metrics["nonfinite"] == 0
+    assert failures(metrics, DEFAULT_THRESHOLDS["fp32"]) == [
+        "the source model produced NaN/Inf outputs (6 value(s)): no reference to compare with"]
 
 
 def test_calibrating_on_constant_images_fails_with_exit_3(tiny_model, images_dir, constant_images_dir,

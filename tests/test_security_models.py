@@ -269,6 +269,14 @@ def test_a_native_crash_in_the_parser_child_is_65_naming_the_file(tmp_path):
     assert "model.tflite" in caught.value.message and "SIGSEGV" in caught.value.message
 
 
+def test_a_parser_error_reads_as_english(tmp_path):
+    """Not "is not a valid a TFLite model": the format's article is dropped after "a valid"."""
+    fail = [sys.executable, "-c", "import sys; sys.stderr.write('probe-error: bad magic\\n'); sys.exit(3)"]
+    with pytest.raises(DataError) as caught:
+        run_probe(fail, tmp_path / "model.tflite", "tflite")
+    assert caught.value.message == f"{tmp_path / 'model.tflite'} is not a valid TFLite model: bad magic"
+
+
 def test_a_hanging_parser_child_is_65(tmp_path):
     with pytest.raises(DataError, match="did not finish"):
         run_probe([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "m.onnx", "onnx", timeout=1)
@@ -304,3 +312,22 @@ def test_a_command_can_limit_the_formats_it_takes(tmp_path):
     assert check_model_file(path, formats={"onnx"}, parse=False).format == "onnx"
     with pytest.raises(UsageError, match="is an ONNX model; this command takes a TFLite model"):
         check_model_file(path, formats={"tflite"})
+
+
+def test_a_savedmodel_tensorflow_cannot_load_is_65_not_an_internal_error(tmp_path, monkeypatch):
+    """Found by benchmarks/fuzz.py: TensorFlow's load errors on damaged files (a bit flip in an op name gives
+    RuntimeError "Op type not registered", a cut variables file IndexError) were exit 1."""
+    import tensorflow as tf
+
+    from edgex.sources.load import load_source
+
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(b"\x08\x01")
+    for error in (RuntimeError("Op type not registered 'DeptxwiseConv2dNative'"), IndexError("Read less bytes")):
+        def fail(*_args, error=error, **_kwargs):
+            raise error
+
+        monkeypatch.setattr(tf.saved_model, "load", fail)
+        with pytest.raises(DataError, match="cannot load SavedModel"):
+            load_source(folder, trust_model=True)

@@ -97,3 +97,17 @@ def test_exported_program_needs_trust(weights, tmp_path):
     source = load_source(pt2, trust_model=True)
     assert source.preprocess.height == SIZE and source.preprocess.layout == "NHWC"
     np.testing.assert_allclose(source.predict(batch()), load_source(weights[0]).predict(batch()), atol=1e-5)
+
+
+def test_a_sidecar_whose_values_have_the_wrong_type_are_bad_data(weights, tmp_path):
+    """Found by benchmarks/fuzz.py: a sidecar preprocess `mean` of 5 was an internal error (exit 1), not 65."""
+    import json
+
+    path = tmp_path / "tiny.safetensors"
+    shutil.copy(weights[0], path)
+    sidecar = json.loads(sidecar_path(weights[0]).read_text())
+    for key, value, message in (("config", 5, "config"), ("preprocess", {"height": 9, "width": 9, "mean": 5},
+                                                          "invalid value")):
+        sidecar_path(path).write_text(json.dumps({**sidecar, key: value}))
+        with pytest.raises(DataError, match=message):
+            load_source(path)

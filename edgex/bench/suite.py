@@ -20,6 +20,7 @@ from edgex.evaluation.dataset import LabelledImages, load_labelled, preprocess_i
 from edgex.evaluation.metrics import accuracy, versus_reference
 from edgex.evaluation.reference import SourceReference
 from edgex.options import BenchSettings
+from edgex.predict.standalone import nonfinite_reason
 from edgex.preprocess import Preprocess
 from edgex.progress import Reporter
 from edgex.report.schema import LATENCY_FIELDS, result_row
@@ -186,6 +187,10 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
     if inputs is not None:
         key, _, batch = inputs
         logits = np.load(outputs)
+        problem = _nonfinite_images(logits, cache.data.files)
+        if problem:  # no accuracy from NaN: argmax of a NaN row is class 0
+            return _fail(row, "nonfinite_output", problem,
+                         "The artifact's weights or arithmetic are broken: rebuild it with edgex convert.")
         labels, classes = cache.data.labels, cache.data.classes
         row["accuracy"] = accuracy(logits, labels, classes)
         row["predictions"] = dict(zip(cache.data.image_keys(), map(int, logits.argmax(axis=1)), strict=True))
@@ -193,6 +198,8 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
         source_logits = None
         if source_path is not None:
             source_logits, why = reference.logits_or_why(source_path, batch, key)
+        if source_logits is not None and nonfinite_reason(source_logits):
+            source_logits, why = None, f"the FP32 source {source_path.name}: {nonfinite_reason(source_logits)}"
         if source_logits is None:
             row["vs_source_note"] = why
         else:
@@ -200,3 +207,13 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
             references.setdefault(str(source_path), reference_row(source_path, ref.manifest,
                                                                   accuracy(source_logits, labels, classes)))
     return row
+
+
+def _nonfinite_images(logits: np.ndarray, files: list[Path]) -> str | None:
+    """The failed row's reason when some evaluation images got NaN/Inf outputs (the shared nonfinite_reason)."""
+    rows = np.asarray(logits).reshape(len(logits), -1)
+    bad = [i for i, row in enumerate(rows) if nonfinite_reason(row) is not None]
+    if not bad:
+        return None
+    return (f"{nonfinite_reason(rows[bad])} on {len(bad)} of {len(rows)} evaluation images "
+            f"(first: {Path(files[bad[0]]).name}); no accuracy computed")

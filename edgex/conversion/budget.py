@@ -72,7 +72,7 @@ class Budget:
 
     def score(self, run) -> dict:
         """Top-1 (and its drop) and agreement of a candidate `run(batch) -> logits`."""
-        predicted = np.asarray([int(np.argmax(run(x[None]))) for x in self._eval["inputs"]])
+        predicted = np.asarray([_top1(run(x[None])) for x in self._eval["inputs"]])
         out = {"n": len(predicted), "agreement": round(float(np.mean(predicted == self._eval["reference"])), 4)}
         if self._eval["labels"] is not None:
             top1 = float(np.mean(predicted == self._eval["labels"]))
@@ -235,3 +235,10 @@ def _describe_score(score: dict) -> str:
     if "top1" in score:
         text = f"top-1 {score['top1']:.4f} (float {score['float_top1']:.4f}, drop {score['drop_pp']:.2f} pp), " + text
     return text
+
+
+def _top1(outputs: np.ndarray) -> int:
+    """The predicted class, -1 (wrong for every label) when the outputs are NaN/Inf: not a prediction."""
+    from edgex.predict.standalone import nonfinite_reason
+
+    return -1 if nonfinite_reason(outputs) is not None else int(np.argmax(outputs))

@@ -7,6 +7,7 @@ import time
 import numpy as np
 
 from edgex.options import Thresholds
+from edgex.predict.standalone import nonfinite_reason
 
 
 def comparable(outputs: np.ndarray, output_kind: str = "logits") -> np.ndarray:
@@ -26,22 +27,28 @@ def compare(reference: np.ndarray, candidate: np.ndarray, output_kind: str = "lo
     """Agreement and error statistics of candidate outputs against reference outputs."""
     reference = np.asarray(reference, np.float64)
     candidate = np.asarray(candidate, np.float64)
+    cosine_of = "logits" if output_kind == "logits" else f"sqrt {output_kind} probabilities (Bhattacharyya)"
+    nonfinite = {"nonfinite": int(np.sum(~np.isfinite(candidate))),
+                 "nonfinite_reference": int(np.sum(~np.isfinite(reference)))}
+    if nonfinite_reason(candidate) or nonfinite_reason(reference):  # NaN/Inf is a failure, not a statistic
+        return {"n": int(len(reference)), "agreement": 0.0, "agree_count": 0, "max_abs": float("inf"),
+                "mean_abs": float("inf"), "cosine": 0.0, "min_cosine": 0.0, "p05_cosine": 0.0,
+                "cosine_of": cosine_of, **nonfinite}
     diff = np.abs(reference - candidate)
     ref, cand = comparable(reference, output_kind), comparable(candidate, output_kind)
     norms = np.linalg.norm(ref, axis=1) * np.linalg.norm(cand, axis=1)
     cosine = np.sum(ref * cand, axis=1) / np.maximum(norms, 1e-12)
-    finite = bool(np.all(np.isfinite(candidate)))
     return {
         "n": int(len(reference)),
         "agreement": float(np.mean(reference.argmax(1) == candidate.argmax(1))),
         "agree_count": int(np.sum(reference.argmax(1) == candidate.argmax(1))),
-        "max_abs": float(diff.max()) if finite else float("inf"),
-        "mean_abs": float(diff.mean()) if finite else float("inf"),
-        "cosine": float(cosine.mean()) if finite else 0.0,
-        "min_cosine": float(cosine.min()) if finite else 0.0,
-        "p05_cosine": float(np.percentile(cosine, 5)) if finite else 0.0,
-        "cosine_of": "logits" if output_kind == "logits" else f"sqrt {output_kind} probabilities (Bhattacharyya)",
-        "nonfinite": int(np.sum(~np.isfinite(candidate))),
+        "max_abs": float(diff.max()),
+        "mean_abs": float(diff.mean()),
+        "cosine": float(cosine.mean()),
+        "min_cosine": float(cosine.min()),
+        "p05_cosine": float(np.percentile(cosine, 5)),
+        "cosine_of": cosine_of,
+        **nonfinite,
     }
 
 
@@ -49,7 +56,12 @@ def failures(metrics: dict, thresholds: Thresholds) -> list[str]:
     """Why the metrics miss the thresholds, one phrase each; empty when they pass."""
     out = []
     if metrics.get("nonfinite"):
-        out.append(f"{metrics['nonfinite']} output value(s) are NaN or +-inf (overflow in the artifact)")
+        out.append(f"the artifact produced NaN/Inf outputs ({metrics['nonfinite']} value(s)): not a prediction")
+    if metrics.get("nonfinite_reference"):
+        out.append(f"the source model produced NaN/Inf outputs ({metrics['nonfinite_reference']} value(s)): "
+                   "no reference to compare with")
+    if out:  # agreement and cosine of NaN rows mean nothing: the reason above is the whole story
+        return out
     if metrics["agreement"] < thresholds.min_agreement:
         out.append(f"top-1 agreement {metrics['agreement']:.3f} ({metrics['agree_count']}/{metrics['n']}) "
                    f"< {thresholds.min_agreement}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgex.errors import DataError, MissingDependencyError, MissingInputError, UsageError
+from edgex.errors import DataError, MissingDependencyError, MissingInputError, NonFiniteOutputError, UsageError
 from edgex.predict.result import Predictions
 
 SOURCE_SUFFIXES = (".keras", ".h5", ".hdf5", ".safetensors", ".pt", ".pth", ".pt2")
@@ -100,11 +100,16 @@ class Predictor:
         return np.concatenate(out).astype(np.float32, copy=False)
 
     def predict(self, items, top_k: int | None = None) -> Predictions:
-        """Classify paths, PIL images and arrays (one item or a list); a file that cannot be read raises."""
+        """Classify paths, PIL images and arrays (one item or a list); a file that cannot be read raises.
+
+        Outputs holding NaN or Inf are not predictions: NonFiniteOutputError (exit code 4) names those inputs
+        and carries the raw rows in `.outputs`; no Predictions is returned for the call."""
         from edgex.predict.items import tensors
 
         names, batch = tensors(items, self.preprocess)
-        return Predictions.from_outputs(names, self.run(batch), self.classes, self.output_kind, top_k or self.top_k)
+        outputs = self.run(batch)
+        check_finite(outputs.reshape(len(names), -1), names, self.path)
+        return Predictions.from_outputs(names, outputs, self.classes, self.output_kind, top_k or self.top_k)
 
     # -- lifetime --------------------------------------------------------------------------------------
 
@@ -140,6 +145,18 @@ def load(model: str | Path, *, device: str = "cpu", threads: int | None = None, 
             result.labels, result.probabilities, result.top_k
     """
     return Predictor(model, device=device, threads=threads, trust_model=trust_model, top_k=top_k)
+
+
+def check_finite(outputs: np.ndarray, names: list[str], model: Path) -> None:
+    """NonFiniteOutputError naming the inputs whose output rows hold NaN/Inf (the shared nonfinite_reason)."""
+    from edgex.predict.standalone import nonfinite_reason
+
+    bad = [i for i, row in enumerate(outputs) if nonfinite_reason(row) is not None]
+    if bad:
+        shown = ", ".join(names[i] for i in bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise NonFiniteOutputError(f"{model.name}: {nonfinite_reason(outputs[bad])} for {shown}",
+                                   "The artifact's weights or arithmetic are broken: rebuild it with edgex convert.",
+                                   inputs=[names[i] for i in bad], outputs=outputs)
 
 
 def _artifact_folder(path: Path) -> Path | None:

@@ -14,7 +14,8 @@ edgex.preprocess and edgex/bench/runner.py, and tests/test_bundle.py proves the 
 Prints one line per image (`photo.jpg  dress 0.91  shirt 0.05 ...`); an unreadable image gets an error line
 and the others continue. --csv FILE writes `path,label,probability,top_k` (top_k: label:prob joined by |).
 
-Exit codes: 0 all images classified; 2 usage error; 4 some images failed (each has its line); 65 the model
+Exit codes: 0 all images classified; 2 usage error; 4 some images failed (each has its line; an image whose
+outputs are NaN/Inf fails: that is not a prediction); 65 the model
 cannot be loaded or run; 66 no images (or no manifest.json); 69 the runtime (or Pillow) is not installed;
 73 the CSV cannot be written.
 """
@@ -257,6 +258,22 @@ def open_model(folder: Path, manifest: dict, threads: int | None = None):
 # -- scores and output: shared with `edgex predict` -------------------------------------------------------
 
 
+def nonfinite_reason(outputs) -> str | None:
+    """Why `outputs` (one image's row or a whole batch) is not a result, None when every value is finite.
+
+    A NaN logit is not a prediction (argmax of a NaN row is class 0), so every edgex path that runs a model
+    (predict, edgex.load().predict, eval, bench, the parity gate, this file) asks this one function."""
+    values = np.asarray(outputs)
+    if values.dtype.kind not in "fc":
+        return None
+    nan = int(np.count_nonzero(np.isnan(values)))
+    inf = int(np.count_nonzero(np.isinf(values)))
+    if not nan and not inf:
+        return None
+    counts = " and ".join(f"{n} {what}" for n, what in ((nan, "NaN"), (inf, "Inf")) if n)
+    return f"the model produced NaN/Inf outputs ({counts} of {values.size} values): not a prediction"
+
+
 def probabilities(outputs: np.ndarray, kind: str = "logits") -> np.ndarray:
     """Per-class probabilities: softmax over logits; softmax and sigmoid outputs are probabilities already."""
     if kind not in OUTPUT_KINDS:
@@ -321,9 +338,16 @@ def classify(paths: list[str], load, run, batch: int, k: int, classes: list | No
                 failed[i] = getattr(exc, "message", None) or str(exc)
         if tensors:
             outputs = np.asarray(run(np.stack(list(tensors.values()))), dtype=np.float32)
-            probs = probabilities(outputs, kind)
-            names = class_names(classes, outputs.shape[1])
+            outputs = outputs.reshape(len(outputs), -1)
             position = {i: j for j, i in enumerate(tensors)}
+            for i, j in position.items():  # a NaN/Inf row is that image's error, never a prediction
+                reason = nonfinite_reason(outputs[j])
+                if reason is not None:
+                    failed[i] = reason
+            position = {i: j for i, j in position.items() if i not in failed}
+            finite = np.where(np.isfinite(outputs), outputs, 0.0)  # scores only rows that are results
+            probs = probabilities(finite, kind)
+            names = class_names(classes, outputs.shape[1])
         for i, path in enumerate(chunk):
             j = position.get(i)
             yield Row(path, None, None, failed[i]) if j is None else Row(path, top_k(probs[j], names, k), outputs[j],

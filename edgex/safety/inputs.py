@@ -55,7 +55,9 @@ def check_input_fits(model_shape: tuple | None, preprocess, model_path) -> None:
 
 def require_finite(values: np.ndarray, what: str, hint: str) -> None:
     """NaN or Inf anywhere in `values` is bad data (65), named by `what`."""
+    from edgex.predict.standalone import nonfinite_reason
+
     values = np.asarray(values)
-    if values.size and not np.isfinite(values).all():
+    if nonfinite_reason(values) is not None:
         bad = int(values.size - np.isfinite(values).sum())
         raise DataError(f"{what} holds {bad} NaN/Inf value(s)", hint)

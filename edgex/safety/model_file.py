@@ -106,12 +106,16 @@ def _apply_policy(path: Path, fmt: str, trust_model: bool) -> None:
         with open(path, "rb") as f:  # legacy torch.save: pickles first, then raw tensor bytes (not needed)
             _refuse_unsafe_pickle(path, f.read(_MAX_PICKLE_BYTES))
     elif fmt == sniff.TORCH:
-        with zipfile.ZipFile(path) as archive:
-            for info in archive.infolist():
-                if info.filename.endswith(".pkl"):
-                    if info.file_size > _MAX_PICKLE_BYTES:
-                        raise DataError(f"{path}: {info.filename} is {info.file_size} bytes, too large to inspect")
-                    _refuse_unsafe_pickle(path, archive.read(info))
+        try:
+            with zipfile.ZipFile(path) as archive:
+                for info in archive.infolist():
+                    if info.filename.endswith(".pkl"):
+                        if info.file_size > _MAX_PICKLE_BYTES:
+                            raise DataError(f"{path}: {info.filename} is {info.file_size} bytes, too large to "
+                                            "inspect")
+                        _refuse_unsafe_pickle(path, archive.read(info))
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:  # bad CRC, cut
+            raise DataError(f"PyTorch file {path} is a corrupt zip: {exc}", "Re-save or re-download it.") from exc
 
 
 def hdf5_keras_version(path: Path) -> str | None:

@@ -42,12 +42,13 @@ def run_probe(argv: list[str], path: Path, fmt: str, timeout: float = DEFAULT_TI
             name = signal.Signals(-done.returncode).name
         except ValueError:
             name = f"signal {-done.returncode}"
-        raise DataError(f"parsing {path} crashed the {sniff.describe(fmt)} parser ({name})",
+        raise DataError(f"parsing {path} as {sniff.describe(fmt)} crashed the parser ({name})",
                         "The file is corrupt or crafted; re-export or re-download it.")
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.startswith(_ERROR_PREFIX)]
         reason = lines[-1][len(_ERROR_PREFIX):] if lines else f"the parser exited with status {done.returncode}"
-        raise DataError(f"{path} is not a valid {sniff.describe(fmt)}: {reason}", "Re-export or re-download it.")
+        raise DataError(f"{path} is not a valid {sniff.describe(fmt, article=False)}: {reason}",
+                        "Re-export or re-download it.")
     try:
         return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
     except json.JSONDecodeError:

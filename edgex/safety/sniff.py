@@ -125,5 +125,9 @@ def _sniff_zip(path: Path) -> str:
     return ZIP
 
 
-def describe(fmt: str) -> str:
-    return FORMAT_NAMES.get(fmt, fmt)
+def describe(fmt: str, article: bool = True) -> str:
+    """The format in words: "a TFLite model"; article=False gives "TFLite model" (for "not a valid ...")."""
+    words = FORMAT_NAMES.get(fmt, fmt)
+    if not article and words.split(" ", 1)[0] in ("a", "an") and " " in words:
+        return words.split(" ", 1)[1]
+    return words

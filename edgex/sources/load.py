@@ -190,8 +190,9 @@ def _load_saved_model(path: Path):
         raise MissingDependencyError("SavedModel sources need TensorFlow", "pip install 'edgex[keras]'") from exc
     try:
         loaded = tf.saved_model.load(str(path))
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot load SavedModel {path}: {exc}") from exc
+    except Exception as exc:  # a damaged graph or variables file raises anything (OpError, RuntimeError...)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise DataError(f"cannot load SavedModel {path}: {reason}", "Re-export or re-download it.") from exc
     if "serving_default" not in getattr(loaded, "signatures", {}):
         raise DataError(f"SavedModel {path} has no serving_default signature", "Export it with model.export().")
     return loaded

@@ -160,8 +160,9 @@ def _load_pt(path: Path):
     except pickle.UnpicklingError as exc:
         raise RefusedError(f"{path} holds more than tensors (pickled objects or code); refused",
                            "Save model.state_dict(), or use safetensors.") from exc
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise DataError(f"cannot read PyTorch file {path}: {exc}") from exc
+    except Exception as exc:  # a damaged zip or tensor record raises anything (BadZipFile, KeyError...)
+        raise DataError(f"cannot read PyTorch file {path}: {(str(exc).splitlines() or [type(exc).__name__])[0]}",
+                        "Re-save or re-download it.") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     return state

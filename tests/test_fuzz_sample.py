@@ -1,0 +1,41 @@
+"""A seeded sample of the fuzz campaign (benchmarks/fuzz.py) on the tiny model's files: the same harness and
+the same bar (0 signals, 0 exit 1, 0 tracebacks, 0 hangs, 0 NaN shown), about 30 mutants through the CLI's
+own main() in one worker process. The full campaign (500 mutants per format and command) is not run here."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+from helpers import REPO
+from nan_model import tiny_fp32_artifacts
+
+SAMPLE = {"onnx": ("predict",), "tflite": ("predict",), "manifest": ("predict",)}
+CHECKED = 3  # the first 3 mutants of onnx and tflite also through check (a parse probe child each)
+PER_FORMAT = 8  # 3 formats x 8 mutants = 24 through predict, and 6 through check: 30 runs
+
+
+def load_fuzz():
+    spec = importlib.util.spec_from_file_location("edgex_fuzz", REPO / "benchmarks" / "fuzz.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_seeded_fuzz_sample_meets_the_bar(tiny_model, images_dir, tmp_path_factory):
+    fuzz = load_fuzz()
+    artifacts = tiny_fp32_artifacts(tiny_model, tmp_path_factory)
+    corpus = {"onnx": artifacts / "onnx-fp32", "tflite": artifacts / "tflite-fp32",
+              "manifest": artifacts / "onnx-fp32", "images": images_dir}
+    cells = fuzz.campaign(corpus, list(SAMPLE), PER_FORMAT, seed=26, limit=300, rss_limit_mb=4096, minutes=None,
+                          recycle=100, commands=SAMPLE, log=lambda *a, **k: None)
+    cells.update(fuzz.campaign(corpus, ["onnx", "tflite"], CHECKED, seed=26, limit=300, rss_limit_mb=4096,
+                               minutes=None, recycle=100, commands=["check"], log=lambda *a, **k: None))
+    report = fuzz.table(cells)
+    assert fuzz.passed(cells), report
+    assert {key: cell.runs for key, cell in cells.items()} == {
+        **{(fmt, "predict"): PER_FORMAT for fmt in SAMPLE}, ("onnx", "check"): CHECKED, ("tflite", "check"): CHECKED}
+    # the sample is not vacuous: damaged files are refused with documented codes (65, 66, 2, 4) or pass
+    codes = {code for cell in cells.values() for code in cell.codes}
+    assert 65 in codes and codes <= {0, 2, 4, 65, 66, 77}, report
