@@ -36,15 +36,25 @@ class OnnxModel:
 
     def predict(self, batch: np.ndarray, layout: str) -> np.ndarray:
         """Outputs of the file in ONNX Runtime for a batch in `layout` (one image a call if the batch is fixed)."""
-        if self._session is None:
-            from edgex.runtimes import open_runtime
-
-            self._session = open_runtime("onnxruntime", self.path, "fp32")
         x = batch if layout == self.layout else batch.transpose(_TO_NCHW if self.layout == "NCHW" else _TO_NHWC)
         x = np.ascontiguousarray(x, dtype=np.float32)
         if self.input_dims[0] is None:
-            return self._session.run(x)
-        return np.concatenate([self._session.run(x[i : i + 1]) for i in range(len(x))])
+            return self._run(x)
+        return np.concatenate([self._run(x[i : i + 1]) for i in range(len(x))])
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """ONNX Runtime with its default session options, as users run the file (a session of its own: the
+        source is not an artifact, and edgex.runtimes reaches back into edgex.sources)."""
+        if self._session is None:
+            import onnxruntime as ort
+
+            try:
+                self._session = ort.InferenceSession(str(self.path), providers=["CPUExecutionProvider"])
+            except Exception as exc:  # ORT raises its own types: a bad source file is the user's data
+                raise DataError(f"ONNX Runtime cannot load {self.path}: {str(exc)[:200]}",
+                                "Re-export the model, or check it with: edgex check MODEL.onnx") from exc
+        (out, *_) = self._session.run(None, {self.input_name: x})
+        return np.asarray(out, dtype=np.float32)
 
     def float_graph(self, preprocess: Preprocess, folder: Path) -> Path:
         """The float graph converters start from: opset >= MIN_OPSET, input in `preprocess.layout` (same name),
