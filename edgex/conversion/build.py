@@ -80,7 +80,10 @@ def _convert_locked(request: ConvertRequest, targets: list[TargetInfo], reporter
     timer = StepTimer()
     reporter.info(f"loading model {request.model or '(embedded default: kitchenware Xception)'}")
     source = load_source(request.model, trust_model=request.trust_model, classes=request.classes)
-    source.preprocess = source.preprocess.replace(**request.preprocess_overrides)
+    overrides = {k: v for k, v in request.preprocess_overrides.items() if v is not None}
+    if overrides:
+        source.preprocess = source.preprocess.replace(
+            **overrides, source={**source.preprocess.source, "overridden": sorted(overrides)})
     from edgex.safety.inputs import check_input_fits, model_input_shape, require_finite
 
     check_input_fits(model_input_shape(source), source.preprocess, source.path)
@@ -212,7 +215,22 @@ def describe_input(pre) -> str:
         f"(x - {pre.mean[0]:g}) / {pre.std[0]:g}" if len(set(pre.mean)) == 1 and len(set(pre.std)) == 1
         else f"(x - {list(pre.mean)}) / {list(pre.std)}")
     crop = f", center crop {pre.crop_fraction:g}" if pre.crop_fraction else ""
-    return f"{pre.channel_order} {pre.height}x{pre.width} {pre.layout}, {pre.interpolation} resize{crop}, {scaling}"
+    origin = _preprocess_origin(pre.source)
+    return (f"{pre.channel_order} {pre.height}x{pre.width} {pre.layout}, {pre.interpolation} resize{crop}, {scaling}"
+            + (f" ({origin})" if origin else ""))
+
+
+def _preprocess_origin(source: dict) -> str:
+    """Where a PyTorch module's preprocessing came from, when that is not the model's own graph."""
+    given = source.get("overridden", [])
+    parts = []
+    if source.get("read_from"):
+        parts.append("read from " + source["read_from"])
+    elif source.get("note") and not {"mean", "std"} <= set(given):
+        parts.append(source["note"])
+    if given:
+        parts.append("as given: " + ", ".join(given))
+    return "; ".join(parts)
 
 
 def _recipes_to_try(info: TargetInfo, request: ConvertRequest) -> list[str | None]:
