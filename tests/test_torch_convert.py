@@ -101,6 +101,11 @@ def test_python_api_takes_an_nn_module_with_an_example_input(tiny_torch, tmp_pat
     assert manifest["classes"] == CLASSES and manifest["inputs"][0]["shape"][1:] == [96, 96, 3]
     origin = manifest["preprocess"]["source"]
     assert origin["assumed"].startswith("Xception's default") and "--mean" in origin["note"]
+    from edgex.conversion.build import describe_input
+    from edgex.preprocess import Preprocess
+
+    line = describe_input(Preprocess.from_dict(manifest["preprocess"]))
+    assert "assumed Xception's default" in line and "--mean/--std" in line
 
 
 def test_a_module_carrying_timm_pretrained_cfg_gets_its_preprocessing(tiny_torch, tmp_path):

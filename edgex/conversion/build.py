@@ -215,22 +215,11 @@ def describe_input(pre) -> str:
         f"(x - {pre.mean[0]:g}) / {pre.std[0]:g}" if len(set(pre.mean)) == 1 and len(set(pre.std)) == 1
         else f"(x - {list(pre.mean)}) / {list(pre.std)}")
     crop = f", center crop {pre.crop_fraction:g}" if pre.crop_fraction else ""
-    origin = _preprocess_origin(pre.source)
+    from edgex.preprocess import describe_origin
+
+    origin = describe_origin(pre.source)
     return (f"{pre.channel_order} {pre.height}x{pre.width} {pre.layout}, {pre.interpolation} resize{crop}, {scaling}"
             + (f" ({origin})" if origin else ""))
-
-
-def _preprocess_origin(source: dict) -> str:
-    """Where a PyTorch module's preprocessing came from, when that is not the model's own graph."""
-    given = source.get("overridden", [])
-    parts = []
-    if source.get("read_from"):
-        parts.append("read from " + source["read_from"])
-    elif source.get("note") and not {"mean", "std"} <= set(given):
-        parts.append(source["note"])
-    if given:
-        parts.append("as given: " + ", ".join(given))
-    return "; ".join(parts)
 
 
 def _recipes_to_try(info: TargetInfo, request: ConvertRequest) -> list[str | None]:
