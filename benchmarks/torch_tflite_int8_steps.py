@@ -34,6 +34,8 @@ class Steps:
         started = time.perf_counter()
         value = fn(*args, **kwargs)
         self.rows.append((name, time.perf_counter() - started))
+        print(f"  [{self.title.split(',')[0]}] {name}: {self.rows[-1][1]:.1f} s "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
         return value
 
     def print(self) -> None:

@@ -95,8 +95,8 @@ def tflite_flatbuffer(source, precision: str, calib=None, progress=None) -> byte
     """TFLite bytes from litert-torch: fp32, or dynamic-range int8 (PT2E, recipe: `pt2e_recipe`).
 
     Static int8 does not come from here: the tflite converter quantizes this float graph as it does a
-    Keras one (edgex's ranges collected on XNNPACK, then the MLIR quantizer), about 20x faster than
-    PT2E's observers in eager PyTorch (docs/models.md has the timings) and with edgex's range estimators.
+    Keras one (edgex's ranges collected on XNNPACK, then the MLIR quantizer) rather than running PT2E's
+    observers in eager PyTorch and lowering a second time (docs/models.md has the step timings).
     """
     if precision not in ("fp32", "dynamic"):
         raise UsageError(f"litert-torch builds fp32 or dynamic here, not {precision}")
