@@ -122,6 +122,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=300, help="calibration images (validation/)")
     parser.add_argument("--pt2e-images", type=int, default=None, help="PT2E calibration images (default: --images)")
     parser.add_argument("--skip-pt2e", action="store_true")
+    parser.add_argument("--test-images", type=int, default=None, help="held-out images compared (0: none)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args.build.mkdir(parents=True, exist_ok=True)
@@ -145,11 +146,6 @@ def main() -> int:
     source = load_source(program, trust_model=True)
     calib = CalibrationSet.from_folder(data / "validation", source.preprocess, size=args.images, parity_size=0)
     print(f"calibration: {len(calib)} images from validation/; load average {os.getloadavg()[0]:.2f}")
-    files, labels = labelled(data / "test")
-    batch = np.stack([source.preprocess.load(p) for p in files])
-    truth = np.asarray([classes.index(label) for label in labels])
-    reference = np.concatenate([source.model.predict(batch[i : i + 16], source.preprocess.layout)
-                                for i in range(0, len(batch), 16)])
     built = {"edgex now": keras_quantizer_int8(source, calib)}
     if not args.skip_pt2e:
         count = args.pt2e_images or args.images
@@ -160,6 +156,16 @@ def main() -> int:
             print(f"PT2E calibration: {per_image:.2f} s per image, so {per_image * len(calib):.0f} s for "
                   f"{len(calib)} images (extrapolated)")
     print(f"load average now {os.getloadavg()[0]:.2f}")
+    files, labels = labelled(data / "test")
+    files, labels = files[: args.test_images], labels[: args.test_images]
+    if not files:
+        for _, steps in built.values():
+            steps.print()
+        return 0
+    batch = np.stack([source.preprocess.load(p) for p in files])
+    truth = np.asarray([classes.index(label) for label in labels])
+    reference = np.concatenate([source.model.predict(batch[i : i + 16], source.preprocess.layout)
+                                for i in range(0, len(batch), 16)])
     print(f"\nfloat module top-1 on {len(files)} held-out test images: {(reference.argmax(1) == truth).mean():.4f}")
     for flat, steps in built.values():
         steps.print()
