@@ -196,6 +196,7 @@ def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, p
     interpreter.allocate_tensors()
     input_index = interpreter.get_input_details()[0]["index"]
     outputs = [d["index"] for d in interpreter.get_output_details() if d["index"] in targets]
+    padded = _infinite_pads(model)
     collector = RangeCollector(method)
     for sample in calib.samples():
         interpreter.set_tensor(input_index, sample)
@@ -204,6 +205,8 @@ def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, p
             collector.observe_array(str(input_index), sample)
         for index in outputs:
             value = interpreter.get_tensor(index)
+            if index in padded:  # the -inf border a max-pool pads with is no activation value
+                value = value[np.isfinite(value)]
             if value.size:
                 collector.observe_array(str(index), value)
         if progress is not None:
@@ -220,6 +223,26 @@ def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, p
     if not replaced:
         raise DataError("TFLite calibration recorded no tensor ranges")
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _infinite_pads(model) -> set[int]:
+    """Tensors written by PADV2 with an infinite pad value: how litert-torch lowers PyTorch's padded max-pool
+    (timm's Xception). Their border is -inf by design; the quantizer clamps it to the range's low end."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = model.subgraphs[0]
+    codes = [max(code.builtinCode, code.deprecatedBuiltinCode) for code in model.operatorCodes]
+    found = set()
+    for op in graph.operators:
+        if codes[op.opcodeIndex] != schema.BuiltinOperator.PADV2 or len(op.inputs) < 3:
+            continue
+        constant = graph.tensors[int(op.inputs[2])]
+        data = model.buffers[constant.buffer].data
+        if constant.type != schema.TensorType.FLOAT32 or data is None or not len(data):
+            continue
+        if not np.all(np.isfinite(np.frombuffer(bytes(data), np.float32))):
+            found.add(int(op.outputs[0]))
+    return found
 
 
 def add_metadata(flat: bytes, payload: dict) -> bytes:

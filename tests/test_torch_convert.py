@@ -143,3 +143,18 @@ def test_default_cfg_is_read_too_and_a_differing_size_is_said(tiny_torch):
     assert attribute == "default_cfg" and pre.mean == (127.5, 127.5, 127.5) and pre.crop_fraction is None
     assert pre.interpolation == "bilinear" and (pre.height, pre.width) == (96, 96)
     assert any("lanczos" in n for n in pre.source["notes"]) and any("299" in n for n in pre.source["notes"])
+
+
+@pytest.mark.skipif(not HAS_LITERT_TORCH, reason="litert-torch is not installed (pip install 'edgex[litert-torch]')")
+def test_a_padded_max_pool_calibrates_in_tflite_int8(images_dir, tmp_path):
+    """PyTorch's MaxPool2d(3, 2, padding=1) (timm's Xception) lowers to PADV2 with -inf then MAX_POOL: that border
+    is no activation, so calibration must not refuse it as 'NaN or Inf' (the full timm model hit this)."""
+    from edgex.api import convert
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, stride=2, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(3, 2, 1),
+        torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, len(CLASSES))).eval()
+    (result,) = convert(module, "tflite", int8=True, example_input=torch.zeros(1, 3, 64, 64), calib_data=images_dir,
+                        calib_size=8, output=tmp_path, min_agreement=0.0)
+    assert result["status"] == "ok", result
