@@ -45,6 +45,10 @@ class Recipe:
     def with_rewrite(self, rewrite: str) -> Recipe:
         return replace(self, graph_rewrites=(*self.graph_rewrites, rewrite))
 
+    def with_note(self, note: str) -> Recipe:
+        """The notes with one more clause, e.g. the artifact's input/output types once it is written."""
+        return replace(self, notes=f"{self.notes}; {note}" if self.notes else note)
+
 
 def _onnx(machine: str) -> list[Recipe]:
     notes = "ORT quantize_static, QDQ, per-channel weights, ranges from edgex's streaming estimator"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,6 @@ from edgex.converters.base import ArtifactFiles, ConvertOptions
 from edgex.converters.tflite_xnnpack import fuse_relu_into_add
 
 from edgex.errors import DataError, UsageError
-from edgex.options import CALIBRATION
 from edgex.sources.load import Source, quiet_tensorflow
 
 MODEL_FILE = "model.tflite"
@@ -37,54 +37,101 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     if options.precision == "int8":
         calib = need_calibration(calib)  # before the slow export
     quiet_tensorflow()
-    if source.framework == "torch":
+    if source.framework == "torch" and options.precision != "int8":
         return _convert_torch(source, staging, options, calib, progress)
     import tensorflow as tf
 
     timings: dict[str, float] = {}
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model()))
     recipe = None
     start = time.perf_counter()
-    if options.precision == "fp16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif options.precision == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif options.precision == "int8":
-        recipe = quantize_recipe(source, options)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.representative_dataset = lambda: (
-            [s] for s in calib.batches(1, calib.files[:_CONVERTER_CALIBRATION_SAMPLES])
-        )
-        converter._experimental_calibrate_only = True  # documented two-step quantization
     try:
-        flat = converter.convert()
-        timings["convert"] = time.perf_counter() - start
+        if source.framework == "torch":  # int8: litert-torch's float graph, then the same quantizer as Keras
+            flat = _calibrate_only(_litert_torch_float(source), calib)
+            timings["litert_torch (float graph)"] = time.perf_counter() - start
+            recipe = quantize_recipe(source, options)
+        else:
+            converter = tf.lite.TFLiteConverter.from_saved_model(str(source.saved_model()))
+            if options.precision == "fp16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            elif options.precision == "dynamic":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            elif options.precision == "int8":
+                recipe = quantize_recipe(source, options)
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+                converter.representative_dataset = lambda: _converter_samples(calib)
+                converter._experimental_calibrate_only = True  # documented two-step quantization
+            flat = converter.convert()
+            timings["convert"] = time.perf_counter() - start
         if recipe is not None:
-            start = time.perf_counter()
-            flat = apply_robust_ranges(flat, calib, recipe.range_estimator, progress)
-            timings[f"activation ranges ({len(calib)} images)"] = time.perf_counter() - start
-            start = time.perf_counter()
-            from tensorflow.lite.python.convert import mlir_quantize
-
-            io_type = tf.float32 if options.float_io else tf.int8
-            flat = mlir_quantize(flat, disable_per_channel=False, input_data_type=io_type,
-                                 output_data_type=io_type, denylisted_nodes=list(keep_float) or None)
-            flat, fused = fuse_relu_into_add(flat)
-            if fused:
-                recipe = recipe.with_rewrite(f"relu_into_add: {fused} standalone ReLUs fused into their ADD "
-                                             "(XNNPACK delegates no int8 RELU)")
-            timings["quantize"] = time.perf_counter() - start
+            flat, recipe = _quantize_calibrated(flat, calib, recipe, options, keep_float, progress, timings)
     except (ValueError, RuntimeError) as exc:
         raise DataError(f"TFLiteConverter could not convert {source.path}: {exc}") from exc
-    flat = add_metadata(flat, {"preprocess": source.preprocess.to_dict(), "classes": source.classes,
-                               "recipe": recipe.to_dict() if recipe else None})
+    return _write_artifact(flat, staging, source, recipe, timings)
+
+
+def _converter_samples(calib: CalibrationSet):
+    """The few samples the calibrate-only step sees: every tensor once, for a range edgex then replaces."""
+    return ([s] for s in calib.batches(1, calib.files[:_CONVERTER_CALIBRATION_SAMPLES]))
+
+
+def _litert_torch_float(source: Source) -> bytes:
+    from edgex.sources.torch_export import tflite_flatbuffer
+
+    return tflite_flatbuffer(source, "fp32", None)
+
+
+def _calibrate_only(float_flat: bytes, calib: CalibrationSet) -> bytes:
+    """What TFLiteConverter's calibrate-only step does to its float graph, done to a float .tflite."""
+    from tensorflow.lite.python.optimize.calibrator import Calibrator
+
+    return bytes(Calibrator(float_flat).calibrate(lambda: _converter_samples(calib)))
+
+
+def _quantize_calibrated(flat: bytes, calib: CalibrationSet, recipe: Recipe, options: ConvertOptions,
+                         keep_float: tuple[str, ...], progress, timings: dict[str, float]) -> tuple[bytes, Recipe]:
+    """edgex's ranges into a calibrated float graph, then the MLIR quantizer and XNNPACK's graph shape."""
+    import tensorflow as tf
+    from tensorflow.lite.python.convert import mlir_quantize
+
+    start = time.perf_counter()
+    flat = apply_robust_ranges(flat, calib, recipe.range_estimator, progress)
+    timings[f"activation ranges ({len(calib)} images)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    io_type = tf.float32 if options.float_io else tf.int8
+    flat = mlir_quantize(flat, disable_per_channel=False, input_data_type=io_type,
+                         output_data_type=io_type, denylisted_nodes=list(keep_float) or None)
+    flat, fused = fuse_relu_into_add(flat)
+    if fused:
+        recipe = recipe.with_rewrite(f"relu_into_add: {fused} standalone ReLUs fused into their ADD "
+                                     "(XNNPACK delegates no int8 RELU)")
+    timings["quantize"] = time.perf_counter() - start
+    return flat, recipe
+
+
+def _write_artifact(flat: bytes, staging: Path, source: Source, recipe: Recipe | None,
+                    timings: dict[str, float]) -> ArtifactFiles:
+    """model.tflite with edgex's metadata; the recipe's notes end with the IO types the artifact really has."""
     out = staging / MODEL_FILE
     out.write_bytes(flat)
     inputs, outputs = describe(out)
-    return ArtifactFiles(model=out, files=[out], inputs=inputs, outputs=outputs,
-                         recipe=recipe.to_dict() if recipe else None, timings_s=timings)
+    if recipe is not None:
+        recipe = recipe.with_note(io_note(inputs, outputs))
+    described = recipe.to_dict() if recipe else None
+    flat = add_metadata(flat, {"preprocess": source.preprocess.to_dict(), "classes": source.classes,
+                               "recipe": described, "layout": source.preprocess.layout})
+    out.write_bytes(flat)
+    return ArtifactFiles(model=out, files=[out], inputs=inputs, outputs=outputs, recipe=described, timings_s=timings)
+
+
+def io_note(inputs: list[dict], outputs: list[dict]) -> str:
+    """'int8 input and output', 'float32 input, int8 output', ...: read from the artifact itself."""
+    given = sorted({d["dtype"] for d in inputs})
+    produced = sorted({d["dtype"] for d in outputs})
+    if given == produced:
+        return f"{'/'.join(given)} input and output"
+    return f"{'/'.join(given)} input, {'/'.join(produced)} output"
 
 
 def source_refusal(source: Source) -> UsageError | None:
@@ -99,58 +146,44 @@ def source_refusal(source: Source) -> UsageError | None:
 
 
 def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
-    """Refuse what litert-torch's PT2E path cannot do, before any work, rather than build a model that ignores it.
+    """Refuse what the PyTorch route cannot do, before any work, rather than build a model that ignores it.
 
-    PT2E quantizes with its own histogram observer and one global config: no edgex range estimator, and no
-    layers left in float (every accuracy-budget trial would build the same model). Its artifacts keep float32
-    input and output whatever `float_io` says; the manifest's inputs and recipe record that.
+    int8 from a PyTorch source goes through the Keras path's quantizer (edgex's range estimators, layers
+    kept in float); fp16 has no route from litert-torch.
     """
     refusal = source_refusal(source)
     if refusal is not None:
         raise refusal
-    if source.framework != "torch":
-        return
-    where = "tflite from a PyTorch source (litert-torch PT2E)"
-    if options.precision == "fp16":
-        raise UsageError(f"{where} has no fp16", "Use fp32, --dynamic or --int8 for tflite, or --fp16 with openvino.")
-    if keep_float:
-        raise UsageError(f"{where} cannot keep layers in float, so an accuracy budget cannot work on it",
-                         "Drop --max-accuracy-drop/--min-eval-agreement for tflite, or use --target onnx or openvino.")
-    if options.precision == "int8" and options.range_estimator != CALIBRATION.method:
-        raise UsageError(f"--calib-method {options.range_estimator} is not supported for {where}: it calibrates "
-                         "with its own histogram observer", "Drop --calib-method, or use --target onnx or openvino.")
+    if source.framework == "torch" and options.precision == "fp16":
+        raise UsageError("tflite from a PyTorch source (litert-torch) has no fp16",
+                         "Use fp32, --dynamic or --int8 for tflite, or --fp16 with openvino.")
 
 
 def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
-    """int8: edgex's recipe (Keras) or litert-torch PT2E's (PyTorch, which also quantizes --dynamic)."""
-    if source.framework == "torch" and options.precision in ("int8", "dynamic"):
+    """int8: edgex's recipe (both sources: Keras' converter or litert-torch gives the float graph);
+    --dynamic from PyTorch: litert-torch PT2E's."""
+    if source.framework == "torch" and options.precision == "dynamic":
         from edgex.sources.torch_export import pt2e_recipe
 
-        return pt2e_recipe(dynamic=options.precision == "dynamic")
-    return recipe_named("tflite", options.recipe, options.range_estimator) if options.precision == "int8" else None
+        return pt2e_recipe(dynamic=True)
+    if options.precision != "int8":
+        return None
+    recipe = recipe_named("tflite", options.recipe, options.range_estimator)
+    if source.framework == "torch":
+        recipe = replace(recipe, notes=recipe.notes.replace("TFLiteConverter calibrate-only",
+                                                            "litert-torch float graph, TFLite calibrate-only"))
+    return recipe
 
 
 def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib: CalibrationSet | None,
                    progress=None) -> ArtifactFiles:
-    """PyTorch source: litert-torch (fp32, or PT2E int8 fed with the calibration set), NHWC input by default."""
+    """PyTorch source, fp32 or --dynamic: litert-torch alone (PT2E dynamic-range for --dynamic)."""
     from edgex.sources.torch_export import tflite_flatbuffer
 
     start = time.perf_counter()
     flat = tflite_flatbuffer(source, options.precision, calib, progress)
-    recipe = quantize_recipe(source, options)
-    if options.precision == "int8":
-        flat, fused = fuse_relu_into_add(flat)
-        if fused and recipe is not None:
-            recipe = recipe.with_rewrite(f"relu_into_add: {fused} standalone ReLUs fused into their ADD")
     timings = {"litert_torch": time.perf_counter() - start}
-    described = recipe.to_dict() if recipe else None
-    flat = add_metadata(flat, {"preprocess": source.preprocess.to_dict(), "classes": source.classes,
-                               "recipe": described, "layout": source.preprocess.layout})
-    out = staging / MODEL_FILE
-    out.write_bytes(flat)
-    inputs, outputs = describe(out)
-    return ArtifactFiles(model=out, files=[out], inputs=inputs, outputs=outputs, recipe=described,
-                         timings_s=timings)
+    return _write_artifact(flat, staging, source, quantize_recipe(source, options), timings)
 
 
 def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, progress=None) -> bytes:
@@ -177,6 +210,7 @@ def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, p
     interpreter.allocate_tensors()
     input_index = interpreter.get_input_details()[0]["index"]
     outputs = [d["index"] for d in interpreter.get_output_details() if d["index"] in targets]
+    padded = _infinite_pads(model)
     collector = RangeCollector(method)
     for sample in calib.samples():
         interpreter.set_tensor(input_index, sample)
@@ -185,6 +219,8 @@ def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, p
             collector.observe_array(str(input_index), sample)
         for index in outputs:
             value = interpreter.get_tensor(index)
+            if index in padded:  # the -inf border a max-pool pads with is no activation value
+                value = value[np.isfinite(value)]
             if value.size:
                 collector.observe_array(str(index), value)
         if progress is not None:
@@ -201,6 +237,26 @@ def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, p
     if not replaced:
         raise DataError("TFLite calibration recorded no tensor ranges")
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _infinite_pads(model) -> set[int]:
+    """Tensors written by PADV2 with an infinite pad value: how litert-torch lowers PyTorch's padded max-pool
+    (timm's Xception). Their border is -inf by design; the quantizer clamps it to the range's low end."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = model.subgraphs[0]
+    codes = [max(code.builtinCode, code.deprecatedBuiltinCode) for code in model.operatorCodes]
+    found = set()
+    for op in graph.operators:
+        if codes[op.opcodeIndex] != schema.BuiltinOperator.PADV2 or len(op.inputs) < 3:
+            continue
+        constant = graph.tensors[int(op.inputs[2])]
+        data = model.buffers[constant.buffer].data
+        if constant.type != schema.TensorType.FLOAT32 or data is None or not len(data):
+            continue
+        if not np.all(np.isfinite(np.frombuffer(bytes(data), np.float32))):
+            found.add(int(op.outputs[0]))
+    return found
 
 
 def add_metadata(flat: bytes, payload: dict) -> bytes:

@@ -149,6 +149,19 @@ def _check_float32_range(mean, std) -> None:
                              "Use the std the model was trained with (Xception: 127.5).")
 
 
+def describe_origin(source: dict) -> str:
+    """Where the preprocessing came from when not the model's graph (read, assumed, given): for the contract line."""
+    given = source.get("overridden", [])
+    parts = []
+    if source.get("read_from"):
+        parts.append("read from " + source["read_from"])
+    elif source.get("note") and not {"mean", "std"} <= set(given):
+        parts.append(source["note"])
+    if given:
+        parts.append("as given: " + ", ".join(given))
+    return "; ".join(parts)
+
+
 def read_rgb(path: Path):
     """Open an image as 8-bit RGB: EXIF orientation applied; gray, RGBA, palette, CMYK, 16-bit converted.
 

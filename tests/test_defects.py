@@ -69,12 +69,10 @@ class _TorchSource:
 
 
 @pytest.mark.parametrize(("options", "keep_float", "names"), [
-    ({"precision": "int8"}, ("conv_1",), "accuracy budget"),
-    ({"precision": "int8", "range_estimator": "minmax"}, (), "--calib-method minmax"),
     ({"precision": "fp16"}, (), "fp16"),
 ])
 def test_pytorch_tflite_refuses_options_it_cannot_honour(options, keep_float, names, tmp_path):
-    """PyTorch -> TFLite ignored keep_float and the range estimator: every budget trial built the same model."""
+    """PyTorch -> TFLite has no fp16; int8 now takes keep_float and every range estimator (the Keras quantizer)."""
     from edgex.converters.base import ConvertOptions
     from edgex.converters.tflite import convert
 
@@ -84,15 +82,18 @@ def test_pytorch_tflite_refuses_options_it_cannot_honour(options, keep_float, na
         convert(_TorchSource(), tmp_path, ConvertOptions(**options), object(), keep_float=keep_float)
 
 
-def test_pytorch_tflite_recipe_says_float_io_and_is_a_recipe():
-    """The PT2E artifact keeps float32 input/output whatever float_io says; its recipe is the Keras path's type."""
-    from edgex.calibration.recipes import Recipe
+def test_tflite_recipe_notes_name_the_artifacts_io_types():
+    """The PT2E recipe said "float32 input and output" of int8-in, int8-out artifacts: the notes now read the file's."""
+    from edgex.calibration.recipes import recipe_named
+    from edgex.converters.tflite import io_note
 
-    from edgex.sources.torch_export import pt2e_recipe
-
-    recipe = pt2e_recipe(dynamic=False)
-    assert isinstance(recipe, Recipe) and recipe.range_estimator == "litert_torch_histogram"
-    assert "float32 input and output" in recipe.notes
+    int8 = [{"dtype": "int8"}]
+    float32 = [{"dtype": "float32"}]
+    assert io_note(int8, int8) == "int8 input and output"
+    assert io_note(float32, float32) == "float32 input and output"
+    assert io_note(float32, int8) == "float32 input, int8 output"
+    recipe = recipe_named("tflite", None).with_note(io_note(int8, int8))
+    assert recipe.notes.endswith("; int8 input and output") and "float32" not in recipe.notes
 
 
 def test_noqa_comments_name_only_rules_ruff_checks():

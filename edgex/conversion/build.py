@@ -90,7 +90,10 @@ def _convert_sampled(request: ConvertRequest, targets: list[TargetInfo], reporte
     """Load, calibrate, build every target; each step's time and memory go to `timer`."""
     reporter.info(f"loading model {request.model or '(embedded default: kitchenware Xception)'}")
     source = load_source(request.model, trust_model=request.trust_model, classes=request.classes)
-    source.preprocess = source.preprocess.replace(**request.preprocess_overrides)
+    overrides = {k: v for k, v in request.preprocess_overrides.items() if v is not None}
+    if overrides:
+        source.preprocess = source.preprocess.replace(
+            **overrides, source={**source.preprocess.source, "overridden": sorted(overrides)})
     from edgex.safety.inputs import check_input_fits, model_input_shape, require_finite
 
     check_input_fits(model_input_shape(source), source.preprocess, source.path)
@@ -194,7 +197,11 @@ def describe_input(pre) -> str:
         f"(x - {pre.mean[0]:g}) / {pre.std[0]:g}" if len(set(pre.mean)) == 1 and len(set(pre.std)) == 1
         else f"(x - {list(pre.mean)}) / {list(pre.std)}")
     crop = f", center crop {pre.crop_fraction:g}" if pre.crop_fraction else ""
-    return f"{pre.channel_order} {pre.height}x{pre.width} {pre.layout}, {pre.interpolation} resize{crop}, {scaling}"
+    from edgex.preprocess import describe_origin
+
+    origin = describe_origin(pre.source)
+    return (f"{pre.channel_order} {pre.height}x{pre.width} {pre.layout}, {pre.interpolation} resize{crop}, {scaling}"
+            + (f" ({origin})" if origin else ""))
 
 
 def _recipes_to_try(info: TargetInfo, request: ConvertRequest) -> list[str | None]:

@@ -46,4 +46,17 @@ def save_module_program(module, example_input, folder: Path, name: str) -> Path:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+    _write_module_preprocess(module, example_input, path)
     return path
+
+
+def _write_module_preprocess(module, example_input, path: Path) -> None:
+    """The program drops module attributes: a sidecar carries timm-style preprocessing (`pretrained_cfg`)."""
+    from edgex.sources.pytorch import module_cfg, preprocess_from_cfg, sidecar_path, write_sidecar
+
+    found = module_cfg(module)
+    if found is not None:
+        height, width = (int(d) for d in example_input.shape[-2:])
+        write_sidecar(sidecar_path(path), architecture="torch.export", config={}, classes=None,
+                      preprocess=preprocess_from_cfg(found[1], found[0], height, width),
+                      extra={"module": type(module).__name__})

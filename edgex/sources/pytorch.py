@@ -207,13 +207,78 @@ def _exported_input_shape(program) -> tuple[int, ...]:
     raise DataError("the torch.export program does not take one image batch (N, C, H, W)")
 
 
+XCEPTION_DEFAULT = "Xception's default, x/127.5 - 1, bilinear resize, no crop"
+OVERRIDE_HINT = "--mean/--std/--interpolation/--crop-fraction (API: mean=, std=, interpolation=, crop_fraction=)"
+MODULE_CFG_ATTRIBUTES = ("pretrained_cfg", "default_cfg")  # timm's names for what a checkpoint expects
+
+
 def default_preprocess(model: TorchModel, shape: tuple[int, ...] | None) -> Preprocess:
-    """Xception scaling (x/127.5 - 1) at the module's example size, NHWC artifacts."""
+    """Xception scaling (x/127.5 - 1) at the module's example size, NHWC artifacts: an assumption, said so."""
     height = width = 299
     if shape is not None:
         height, width = (shape[2], shape[3]) if model.module_layout == "NCHW" else (shape[1], shape[2])
     return Preprocess(height=int(height), width=int(width), layout=DEFAULT_ARTIFACT_LAYOUT,
-                      source={"inferred_from": "torch module input"})
+                      source={"inferred_from": "torch module input", "assumed": XCEPTION_DEFAULT,
+                              "note": f"assumed {XCEPTION_DEFAULT} (the model records no preprocessing); "
+                                      f"if it was trained otherwise, pass {OVERRIDE_HINT}"})
+
+
+def module_cfg(module) -> tuple[str, dict] | None:
+    """(attribute, cfg) when the module carries timm-style preprocessing (mean and std at least)."""
+    for attribute in MODULE_CFG_ATTRIBUTES:
+        cfg = getattr(module, attribute, None)
+        if isinstance(cfg, dict) and cfg.get("mean") is not None and cfg.get("std") is not None:
+            return attribute, cfg
+    return None
+
+
+def preprocess_from_cfg(cfg: dict, attribute: str, height: int, width: int) -> Preprocess:
+    """timm's pretrained_cfg (mean/std on 0..1 pixels, interpolation, crop_pct) as edgex's Preprocess.
+
+    The size is the example input's (the exported program is fixed to it). timm's eval crop resizes the
+    shorter side to size / crop_pct and cuts the center square; edgex cuts crop_pct of each side, then
+    resizes: the same pixels on square photos, a slightly different region on others (recorded).
+    """
+    from edgex.preprocess import INTERPOLATIONS
+
+    def triple(key: str) -> tuple[float, float, float]:
+        values = cfg[key]
+        values = [values] * 3 if isinstance(values, (int, float)) else list(values)
+        if len(values) != 3:
+            raise DataError(f"module.{attribute}[{key!r}] has {len(values)} values; RGB needs 3",
+                            f"Fix the module's {attribute}, or pass --mean/--std.")
+        return tuple(round(float(v) * 255.0, 6) for v in values)
+
+    read = {k: cfg[k] for k in ("mean", "std", "interpolation", "crop_pct", "crop_mode", "input_size") if k in cfg}
+    notes = []
+    interpolation = str(cfg.get("interpolation") or "bilinear")
+    if interpolation not in INTERPOLATIONS:
+        notes.append(f"interpolation {interpolation!r} has no edgex equivalent: bilinear used")
+        interpolation = "bilinear"
+    crop = cfg.get("crop_pct")
+    crop_fraction = float(crop) if crop is not None and 0.0 < float(crop) < 1.0 else None
+    if crop_fraction is not None:
+        mode = cfg.get("crop_mode", "center")
+        notes.append(f"timm crop_mode {mode!r} keeps a square of the shorter side; edgex crops {crop_fraction:g} "
+                     "of each side, then resizes (the same on square images)")
+    size = cfg.get("input_size")
+    if size is not None and tuple(int(v) for v in list(size)[-2:]) != (height, width):
+        notes.append(f"input_size {list(size)} differs from the example input's {height}x{width}: "
+                     "the artifacts take the example's size")
+    origin = {"read_from": f"module.{attribute} (timm-style)", "values": _plain(read)}
+    if notes:
+        origin["notes"] = notes
+    return Preprocess(height=int(height), width=int(width), interpolation=interpolation, crop_fraction=crop_fraction,
+                      mean=triple("mean"), std=triple("std"), layout=DEFAULT_ARTIFACT_LAYOUT, source=origin)
+
+
+def _plain(value):
+    """JSON-safe copy (tuples to lists) of a cfg excerpt."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
 
 
 def load_torch_model(path: Path, trust_model: bool = False) -> tuple[TorchModel, Preprocess, list[str] | None]:

@@ -1,8 +1,8 @@
 """PyTorch source -> each target's float graph: ONNX (dynamo exporter), OpenVINO, TFLite (litert-torch).
 
 The converters call these at their export step only; quantization then runs the same path as for
-a Keras source (ORT QDQ with edgex's ranges, NNCF), except TFLite, whose int8 comes from
-litert-torch's PT2E quantizer fed with the calibration set. Every graph takes its input in the
+a Keras source (ORT QDQ with edgex's ranges, NNCF, TFLite's MLIR quantizer with edgex's ranges);
+only TFLite --dynamic comes from litert-torch's own PT2E quantizer. Every graph takes its input in the
 source's preprocess layout (NHWC by default), so the layout in the manifest is the artifact's.
 """
 
@@ -91,12 +91,15 @@ def to_openvino(source):
     return model
 
 
-def tflite_flatbuffer(source, precision: str, calib, progress=None) -> bytes:
-    """TFLite bytes from litert-torch: fp32, dynamic-range or PT2E static int8 (recipe: `pt2e_recipe`).
+def tflite_flatbuffer(source, precision: str, calib=None, progress=None) -> bytes:
+    """TFLite bytes from litert-torch: fp32, or dynamic-range int8 (PT2E, recipe: `pt2e_recipe`).
 
-    The tflite converter's `check_options` has refused what this path cannot honour (fp16, a range
-    estimator, layers kept in float) before this runs.
+    Static int8 does not come from here: the tflite converter quantizes this float graph as it does a
+    Keras one (edgex's ranges collected on XNNPACK, then the MLIR quantizer) rather than running PT2E's
+    observers in eager PyTorch and lowering a second time (docs/models.md has the step timings).
     """
+    if precision not in ("fp32", "dynamic"):
+        raise UsageError(f"litert-torch builds fp32 or dynamic here, not {precision}")
     try:
         with _quiet():  # torchao logs a warning per optional CUDA kernel library it cannot load
             import litert_torch
@@ -111,22 +114,14 @@ def tflite_flatbuffer(source, precision: str, calib, progress=None) -> bytes:
     quant_config = None
     try:
         with _quiet():
-            if precision in ("int8", "dynamic"):
+            if precision == "dynamic":
                 from torchao.quantization.pt2e import quantize_pt2e
 
-                dynamic = precision == "dynamic"
                 quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
-                    pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=dynamic))
+                    pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True))
                 graph = torch.export.export(module, (example,)).module()
                 graph = quantize_pt2e.prepare_pt2e(graph, quantizer)
-                if dynamic:
-                    graph(example)
-                else:
-                    with torch.no_grad():
-                        for sample in calib.samples():
-                            graph(torch.from_numpy(sample))
-                            if progress is not None:
-                                progress()
+                graph(example)
                 module = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
                 quant_config = QuantConfig(pt2e_quantizer=quantizer)
             edge = litert_torch.convert(module, (example,), quant_config=quant_config)
@@ -138,12 +133,10 @@ def tflite_flatbuffer(source, precision: str, calib, progress=None) -> bytes:
     return bytes(flat)
 
 
-def pt2e_recipe(dynamic: bool) -> Recipe:
-    """The recipe litert-torch's PT2E quantizer applies: the same `Recipe` type the Keras path records."""
-    observer = "dynamic" if dynamic else "litert_torch_histogram"
-    return Recipe("tflite", "dynamic" if dynamic else "int8", range_estimator=observer,
-                  notes=f"litert-torch PT2E, symmetric per-channel weights, {observer} activation ranges; "
-                        "float32 input and output")
+def pt2e_recipe(dynamic: bool = True) -> Recipe:
+    """--dynamic from a PyTorch source: litert-torch PT2E's dynamic-range recipe, as a `Recipe`."""
+    return Recipe("tflite", "dynamic", range_estimator="dynamic",
+                  notes="litert-torch PT2E, symmetric per-channel int8 weights, activations quantized at run time")
 
 
 def _first_line(exc: Exception) -> str:
