@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgex.artifacts.artifact import Artifact
-from edgex.conversion.build import ConvertRequest, run_convert
+from edgex.conversion.build import run_convert
+from edgex.conversion.request import ConvertRequest
 from edgex.errors import ArgumentError, GateError, UsageError
 from edgex.options import (
     CONVERT_OUTPUT,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,41 +14,17 @@ from edgex.calibration.dataset import CalibrationSet
 from edgex.conversion.calibration_inputs import calibration_and_parity
 from edgex.conversion.chooser import adopt, publish_fastest
 from edgex.conversion.parity import break_for_test, compare, failures, timed_predict
+from edgex.conversion.request import ConvertRequest
 from edgex.conversion.timings import StepTimer, TreeSampler
 from edgex.converters import TargetInfo, check_installed, load_converter, resolve_targets, targets_for_source
 from edgex.converters.base import ConvertOptions
 from edgex.errors import GateError, UsageError
-from edgex.options import CALIBRATION, CONVERT_OUTPUT, DEFAULT_THRESHOLDS, PRECISIONS, Thresholds
+from edgex.options import DEFAULT_THRESHOLDS, PRECISIONS, Thresholds
 from edgex.progress import Reporter
 from edgex.runtimes import open_runtime
 from edgex.sources.load import Source, load_source
 from edgex.telemetry import disable_vendor_telemetry
 from edgex.versions import tool_versions
-
-
-@dataclass
-class ConvertRequest:
-    """Everything `edgex convert` was asked to do (CLI flags and API arguments alike)."""
-
-    model: Path | None = None
-    target: str = "all"
-    precision: str = "fp32"
-    calib_data: Path | None = None
-    parity_data: Path | None = None
-    calib_size: int = CALIBRATION.size
-    seed: int = CALIBRATION.seed
-    calib_method: str = CALIBRATION.method
-    preprocess_overrides: dict = field(default_factory=dict)
-    output: Path = Path(CONVERT_OUTPUT)
-    float_io: bool = False
-    trust_model: bool = False
-    thresholds: Thresholds | None = None
-    parity_size: int = CALIBRATION.parity_size
-    threads: int | None = None
-    classes: list[str] | None = None
-    budget: object | None = None  # edgex.conversion.budget.Budget: accuracy budget for int8 (layers kept in float)
-    skip_bad_images: bool = CALIBRATION.skip_bad_images
-    recipe: str | None = None  # int8: force one recipe by name (default: try the target's list in order)
 
 
 def run_convert(request: ConvertRequest, reporter: Reporter | None = None) -> list[dict]:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgex.calibration.dataset import CalibrationSet
+from edgex.conversion.request import ConvertRequest
 from edgex.errors import MissingInputError
 from edgex.sources.load import Source, default_calibration_dir
-
-if TYPE_CHECKING:
-    from edgex.conversion.build import ConvertRequest
 
 SYNTHETIC_PARITY_IMAGES = 8  # without any images: this many seeded noise images for the parity check
 

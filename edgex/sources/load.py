@@ -277,10 +277,12 @@ def load_source(model_path: Path | str | None, trust_model: bool = False,
     from edgex.safety.sniff import ONNX
 
     checked = check_model_file(path, trust_model=trust_model)
-    if checked.format == ONNX:
-        from edgex.sources.onnx_source import load_onnx_source
+    if checked.format == ONNX:  # passed edgex.safety's checks (external data, child parse)
+        from edgex.sources.onnx_source import read_contract
 
-        return load_onnx_source(path, classes=classes)
+        model, preprocess, kind, assumed = read_contract(path)
+        return Source(name=path.stem, path=path.resolve(), framework="onnx", model=model, preprocess=preprocess,
+                      classes=classes or _classes_for(path), output_kind=kind, assumed=assumed)
     notes: list[str] = []
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():

@@ -185,15 +185,6 @@ def output_kind(graph) -> str:
     return "logits"
 
 
-def load_onnx_source(path: Path, classes: list[str] | None = None):
-    """A `Source` for an ONNX file that passed edgex.safety's checks (external data, child parse)."""
-    from edgex.sources.load import Source, _classes_for
-
-    model, preprocess, kind, assumed = read_contract(path)
-    return Source(name=path.stem, path=path.resolve(), framework="onnx", model=model, preprocess=preprocess,
-                  classes=classes or _classes_for(path), output_kind=kind, assumed=assumed)
-
-
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:300]
