@@ -245,7 +245,7 @@ def mutate_tflite(data: bytes, rng: random.Random) -> tuple[str, bytes]:
 
 def mutate_xml(data: bytes, rng: random.Random) -> tuple[str, bytes]:
     """An OpenVINO IR edit: one attribute of one element set to an odd value, or a layer/edge removed."""
-    import xml.etree.ElementTree as ET  # noqa: N817 (parsing our own generated IR, not an untrusted file)
+    import xml.etree.ElementTree as ET  # our own generated IR, not an untrusted file
 
     root = ET.fromstring(data)
     elements = list(root.iter())
@@ -433,7 +433,7 @@ def worker_main() -> None:
                 code = main(job["argv"])
             except SystemExit as exc:  # argparse's usage errors exit 2, as the console script does
                 code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException:  # noqa: BLE001 (whatever escapes main is what a user would see as a traceback)
+            except BaseException:  # whatever escapes main is what a user would see as a traceback
                 import traceback
 
                 traceback.print_exc()
