@@ -42,8 +42,8 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4;
 test: $(STAMP)
 	$(VENV)/bin/python tests/check_environment.py $(LOCK)
 	$(VENV)/bin/ruff check edgex converters calibration tests benchmarks
-	$(VENV)/bin/python -m pytest -q -m "not slow" --maxfail=1 -n $(TEST_WORKERS) --dist loadfile
-	$(VENV)/bin/python -m pytest -q -m slow -n $(TEST_WORKERS) --dist load
+	$(VENV)/bin/python -m pytest -q -m "not slow" --maxfail=1 -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(VENV)/bin/python -m pytest -q -m slow -n $(TEST_WORKERS) --dist load --durations=15
 
 # Re-resolve the lock from pyproject.toml: run it on purpose, when moving to new versions, then make test.
 lock:
