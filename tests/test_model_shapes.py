@@ -137,8 +137,11 @@ def _top1(folder, manifest, images_dir) -> float:
 @pytest.mark.parametrize("shape", SHAPES)
 def test_shape_converts_to_every_int8_target(shape, images_dir, tmp_path):
     model, extra = _build(shape, tmp_path)
+    # Parity on all 32 generated images: with the 8 left after calibration one flipped image is 0.875 < 0.9,
+    # and the size-150 variant (weights trained at 96) flips one on AMD Zen 4's XNNPACK kernels.
     done = run_edgex("convert", "--model", model, "--target", "all", "--int8", "--calib-data", images_dir,
-                     "--calib-size", "24", "--output", tmp_path / "out", "--json", "-q", *extra)
+                     "--calib-size", "24", "--parity-data", images_dir, "--output", tmp_path / "out", "--json",
+                     "-q", *extra)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)["results"]
     assert sorted(r["target"] for r in results) == sorted(TARGETS)
