@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, build_clothing_model, shared_dir  # noqa: E402
+from common import REPO, build_clothing_model, machine_line, shared_dir  # noqa: E402
 
 EDGEX = [sys.executable, "-m", "edgex"]
 
@@ -115,15 +115,11 @@ def main() -> None:
     ap.add_argument("--reconvert", action="store_true")
     ap.add_argument("--avx2-images", type=int, default=0, help="also check N images under qemu -cpu Haswell")
     args = ap.parse_args()
-    from edgex.isa import cpu_flags, isa_class
 
     specs = sets(args.build)
     out = args.build / "accuracy-int8"
     rows = [row for name in args.sets.split(",") for row in run_set(name, specs[name], out, args.reconvert)]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "?")
-    flags = sorted(cpu_flags() & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8"})
-    print(f"machine: {cpu}, {isa_class()} ({', '.join(flags)})")
+    print(machine_line())
     print("| set | artifact | recipe (tries) | n | FP32 top-1 | int8 top-1 | drop pp (FP32 − int8) [95% CI] "
           "| agreement | verdict |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -60,3 +60,13 @@ def latency_in_blocks(runners: dict[str, object], sample, rounds: int = 6, block
                 run(sample)
                 times[name].append((time.perf_counter() - start) * 1000)
     return times
+
+
+def machine_line() -> str:
+    """The machine every printed number belongs to: CPU model, edgex's ISA class and the int8 features behind it."""
+    from edgex.isa import cpu_flags, isa_class
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "?")
+    flags = sorted(cpu_flags() & {"avx2", "avx512_vnni", "avx_vnni", "amx_int8"})
+    return f"machine: {cpu}, {isa_class()} ({', '.join(flags)})"

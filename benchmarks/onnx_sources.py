@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, build_clothing_model, shared_dir  # noqa: E402
+from common import REPO, build_clothing_model, machine_line, shared_dir  # noqa: E402
 
 EDGEX = [sys.executable, "-m", "edgex"]
 INTERPOLATION = "nearest"  # what the clothing head was trained with (Keras load_img's default)
@@ -127,9 +127,7 @@ def main() -> None:
                          "ci95_pp": vs["ci95_pp"], "agreement": vs["agreement"],
                          "layout": manifest["inputs"][0]["layout"],
                          "recipe": (manifest.get("quantization") or {}).get("name")})
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "?")
-    print(f"machine: {cpu}")
+    print(machine_line())
     print("| source ONNX | artifact | layout | recipe | n | FP32 top-1 (source in ORT) | artifact top-1 | "
           "drop pp [95% CI] | agreement | within 0.5 pp |")
     print("|---|---|---|---|---|---|---|---|---|---|")
