@@ -10,8 +10,11 @@ parity=ParityOptions(...), budget=BudgetOptions(...).
 
 from __future__ import annotations
 
+import contextlib
+import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from edgex.artifacts.artifact import Artifact
 from edgex.conversion.build import run_convert
@@ -96,7 +99,6 @@ def convert(
     calibration, parity = calibration or CalibrationOptions(), parity or ParityOptions()
     calib_data = _one_of("calib_data", calib_data, "calibration.data", calibration.data)
     overrides = _preprocess_overrides(preprocess or PreprocessOverrides(), layout)
-    reporter = reporter or (_progress_reporter() if progress else Reporter())
     # A torch.nn.Module (with example_input) travels as a torch.export program edgex keeps beside the artifacts.
     from edgex.sources.module import module_as_program
 
@@ -121,18 +123,39 @@ def convert(
         skip_bad_images=calibration.skip_bad_images,
         recipe=recipe,
     )
+    with _native_logs_silenced(reporter is None) as stderr:
+        if reporter is None:
+            reporter = _progress_reporter(stderr) if progress else Reporter()
+        try:
+            return [Artifact.from_result(result) for result in run_convert(request, reporter)]
+        except GateError as error:
+            error.results = [Artifact.from_result(r) for r in getattr(error, "results", [])]
+            raise
+
+
+@contextlib.contextmanager
+def _native_logs_silenced(wanted: bool) -> Iterator[TextIO]:
+    """As in the CLI: TensorFlow, litert-torch, LiteRT and NNCF log on file descriptors 1 and 2 whatever
+    their log levels say, so while edgex works those go to /dev/null and edgex's own lines to a copy of
+    stderr. Only where sys.stderr is that descriptor (a terminal, a file); a notebook's streams are not."""
+    from edgex.commands.console import stdout_reserved
+
     try:
-        return [Artifact.from_result(result) for result in run_convert(request, reporter)]
-    except GateError as error:
-        error.results = [Artifact.from_result(r) for r in getattr(error, "results", [])]
-        raise
+        real_fds = wanted and sys.stderr.fileno() == 2 and sys.stdout.fileno() == 1
+    except (AttributeError, OSError, ValueError):  # a notebook's or a test's captured streams
+        real_fds = False
+    if not real_fds:
+        yield sys.stderr
+        return
+    with stdout_reserved() as stdout:
+        yield stdout.edgex_stderr
 
 
-def _progress_reporter() -> Reporter:
+def _progress_reporter(stream: TextIO) -> Reporter:
     """The CLI's status lines and bars, on stderr (stdout stays the caller's)."""
     from edgex.progress import RichReporter
 
-    return RichReporter()
+    return RichReporter(stream)
 
 
 def _one_of(name: str, value, other_name: str, other):

@@ -17,14 +17,33 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         if "unrecognized arguments:" in message:
-            flags = _all_flags(self)
             for word in message.split(":", 1)[1].split():
-                close = difflib.get_close_matches(word, flags, n=1)
-                if close:
-                    message += f" (did you mean {close[0]}?)"
+                hint = _flag_hint(self, word, sys.argv[1:])
+                if hint:
+                    message += f" ({hint})"
                     break
-        sys.stderr.write(f"edgex: error: {message}. See '{self.prog} --help'.\n")
+        command = next((arg for arg in sys.argv[1:] if arg in _subcommands(self)), None)
+        sys.stderr.write(f"edgex: error: {message}. See '{self.prog}{f' {command}' if command else ''} --help'.\n")
         raise SystemExit(EXIT_USAGE)
+
+
+def _flag_hint(parser: argparse.ArgumentParser, word: str, argv: list[str]) -> str | None:
+    """A close flag of the command being run, or which commands have `word` when this one does not."""
+    commands = _subcommands(parser)
+    name = next((arg for arg in argv if arg in commands), None)
+    own = _all_flags(commands[name]) if name else _all_flags(parser)
+    elsewhere = sorted(other for other, sub in commands.items() if word in _all_flags(sub))
+    if name and elsewhere and word not in own:
+        return f"{word} is a flag of edgex {', '.join(elsewhere)}, not of edgex {name}"
+    close = [flag for flag in difflib.get_close_matches(word, own, n=2) if flag != word]
+    return f"did you mean {close[0]}?" if close else None
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:  # argparse exposes no public listing
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def _all_flags(parser: argparse.ArgumentParser) -> list[str]:

@@ -15,7 +15,9 @@ def pytest_configure(config) -> None:
     never raises KeyboardInterrupt, here or in the CLI children (which inherit the disposition). The
     Ctrl-C tests need what a user's terminal gives: the default handler."""
     import signal
+    import tempfile
 
+    os.environ.setdefault("EDGEX_CACHE_DIR", tempfile.mkdtemp(prefix="edgex-test-cache-"))  # not the user's
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -114,9 +114,9 @@ def build_tiny_model():
     return model
 
 
-def run_edgex(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run the CLI as a user would, in a child process."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def run_edgex(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the CLI as a user would, in a child process (`env`: variables added to this one's)."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
     return subprocess.run([sys.executable, "-m", "edgex", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env)
 

@@ -76,3 +76,9 @@ def test_lambda_layer_is_refused_in_safe_mode(tmp_path):
 @pytest.mark.parametrize("args", [("--input-size", "abc"), ("--mean", "1,2")])
 def test_bad_values_are_usage_errors(args):
     assert run_edgex("convert", *args).returncode == 2
+
+
+def test_a_flag_of_another_command_is_named_as_such():
+    done = run_edgex("predict", "--model", "m", "photo.jpg")
+    assert done.returncode == 2
+    assert "(--model is a flag of edgex convert, port, not of edgex predict). See 'edgex predict --help'" in done.stderr

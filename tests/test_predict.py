@@ -271,3 +271,50 @@ def test_predict_and_bundle_commands_load_no_numpy_for_help():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# -- the first run of an artifact file happens in a child (a native crash is exit 65, not a dead edgex) ------
+
+
+def test_a_runtime_crash_on_first_open_is_exit_65_naming_the_file(tiny_artifacts, images_dir, tmp_path):
+    """A real SIGSEGV in the child that first opens the model (a sitecustomize crashes only that child)."""
+    crasher = tmp_path / "crash"
+    crasher.mkdir()
+    (crasher / "sitecustomize.py").write_text(
+        "import os, signal\n"
+        "if b'edgex.safety.first_open' in open('/proc/self/cmdline', 'rb').read():\n"
+        "    os.kill(os.getpid(), signal.SIGSEGV)\n")
+    image = sorted(images_dir.rglob("*.png"))[0]
+    env = {"PYTHONPATH": str(crasher), "EDGEX_CACHE_DIR": str(tmp_path / "cache")}
+    done = run_edgex("predict", tiny_artifacts / "onnx-int8", image, env=env)
+    assert done.returncode == 65, done.stderr
+    assert "model.onnx crashed onnxruntime while loading or running it (SIGSEGV)" in done.stderr
+    assert "Traceback" not in done.stderr and not done.stdout.strip()
+    assert not (tmp_path / "cache" / "opened").exists()  # a crash is never remembered as a good file
+    again = run_edgex("predict", tiny_artifacts / "onnx-int8", image,
+                      env={"EDGEX_CACHE_DIR": str(tmp_path / "cache")})
+    assert again.returncode == 0, again.stderr
+    (marker,) = (tmp_path / "cache" / "opened").iterdir()
+    assert marker.name.startswith("onnxruntime-onnxruntime-")
+
+
+def test_first_open_runs_once_per_file_bytes_and_runtime(tiny_artifacts, tmp_path, monkeypatch):
+    from edgex.artifacts.manifest import load_manifest
+    from edgex.safety import first_open
+
+    monkeypatch.setenv("EDGEX_CACHE_DIR", str(tmp_path))
+    folder = tiny_artifacts / "tflite-int8"
+    digest = first_open.files_digest(load_manifest(folder))
+    calls = []
+    real_run = subprocess.run
+    monkeypatch.setattr(first_open.subprocess, "run", lambda *a, **k: calls.append(a) or real_run(*a, **k))
+    for _ in range(2):
+        first_open.first_open_in_child("litert", folder / "model.tflite", "int8", digest)
+    assert len(calls) == 1  # the second run of the same bytes starts at once
+    first_open.first_open_in_child("litert", folder / "model.tflite", "int8", None)
+    assert len(calls) == 2  # nothing vouches for bytes without a sha256: the child runs again
+    assert first_open.files_digest({"files": [{"name": "a", "sha256": None}]}) is None
+    monkeypatch.setattr(first_open.subprocess, "run",
+                        lambda *a, **k: subprocess.CompletedProcess(a, -9, "", ""))
+    with pytest.raises(DataError, match=r"crashed litert while loading or running it \(SIGKILL\)"):
+        first_open.first_open_in_child("litert", folder / "model.tflite", "int8", "0" * 64)

@@ -84,6 +84,27 @@ def test_tflite_int8_from_pytorch_has_nhwc_input_and_agrees(tiny_torch, images_d
 
     partitions = xnnpack_partitions(tmp_path / "tiny_torch" / "tflite-int8" / "model.tflite")
     assert partitions == 1 and manifest["quantization"]["graph_rewrites"][0].startswith("relu_into_add")
+    assert float_weights(tmp_path / "tiny_torch" / "tflite-int8" / "model.tflite") == []
+
+
+def float_weights(path) -> list[str]:
+    """Weights of conv and dense ops left in float32: none in an int8 model (litert-torch's
+    keep_stablehlo_constant metadata once kept all of them, with QUANTIZE/DEQUANTIZE around each conv)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    weighted = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.DEPTHWISE_CONV_2D,
+                schema.BuiltinOperator.FULLY_CONNECTED}
+    model = flatbuffer_utils.read_model(str(path))
+    graph = model.subgraphs[0]
+    found = []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) in weighted:
+            weight = graph.tensors[op.inputs[1]]
+            if weight.type != schema.TensorType.INT8:
+                found.append(weight.name.decode())
+    return found
 
 
 @pytest.mark.skipif(HAS_LITERT_TORCH, reason="checks the hint shown when litert-torch is missing")
@@ -252,3 +273,22 @@ def test_a_padded_max_pool_calibrates_in_tflite_int8(images_dir, tmp_path):
                         calib_data=images_dir, calibration=CalibrationOptions(size=8), output=tmp_path,
                         parity=ParityOptions(min_agreement=0.0), progress=False)
     assert result.ok, result
+
+
+@pytest.mark.skipif(not HAS_LITERT_TORCH, reason="litert-torch is not installed (pip install 'edgex[litert-torch]')")
+def test_the_api_prints_only_its_own_lines(tiny_torch, tmp_path):
+    """edgex.convert in a user's script: progress lines, and none of the native logs of litert-torch,
+    TensorFlow or LiteRT ("INFO: Created TensorFlow Lite XNNPACK delegate", absl's "W1202 ..." lines)."""
+    import re
+    import subprocess
+    import sys
+
+    script = (f"import edgex\nedgex.convert({str(tiny_torch)!r}, 'tflite', output={str(tmp_path)!r})\n"
+              "print('script goes on', flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "script goes on\n"  # the caller's stdout is theirs, and works after the call
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("✓ tflite fp32") for line in lines), lines
+    noise = re.compile(r"^(INFO:|WARNING:|[IWE]\d{4} |fully_quantize|.*absl)")
+    assert [line for line in lines if noise.match(line)] == []

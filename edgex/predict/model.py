@@ -42,6 +42,7 @@ class Predictor:
         from edgex.artifacts.manifest import load_manifest, verify_files
         from edgex.converters import TARGETS
         from edgex.preprocess import Preprocess
+        from edgex.safety.first_open import files_digest, first_open_in_child
         from edgex.safety.model_file import check_model_file
 
         manifest = load_manifest(folder)
@@ -59,6 +60,7 @@ class Predictor:
         self.classes = manifest.get("classes")
         self.output_kind = _output_kind(manifest.get("output_kind"), folder)
         self.fixed_batch = _fixed_batch(manifest)
+        first_open_in_child(self.runtime, model_file, manifest.get("precision"), files_digest(manifest))
         self.session = _open(self.runtime, model_file, manifest.get("precision"), threads, device)
         if device == "gpu":
             from edgex.runtimes.gpu import ran_on_gpu

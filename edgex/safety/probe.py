@@ -30,19 +30,13 @@ def parse_in_child(path: Path, fmt: str, timeout: float = DEFAULT_TIMEOUT_S) -> 
 
 def run_probe(argv: list[str], path: Path, fmt: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
     """Run a probe command and turn its outcome (summary, error line, signal, hang) into a result or DataError."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONFAULTHANDLER="")
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env,
-                              stdin=subprocess.DEVNULL)
+        done = run_child(argv, timeout)
     except subprocess.TimeoutExpired as exc:
         raise DataError(f"parsing {path} as {sniff.describe(fmt)} did not finish in {timeout:.0f} s",
                         "The file may be crafted to hang the parser; do not use it.") from exc
     if done.returncode < 0:
-        try:
-            name = signal.Signals(-done.returncode).name
-        except ValueError:
-            name = f"signal {-done.returncode}"
-        raise DataError(f"parsing {path} as {sniff.describe(fmt)} crashed the parser ({name})",
+        raise DataError(f"parsing {path} as {sniff.describe(fmt)} crashed the parser ({signal_name(done.returncode)})",
                         "The file is corrupt or crafted; re-export or re-download it.")
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.startswith(_ERROR_PREFIX)]
@@ -53,6 +47,21 @@ def run_probe(argv: list[str], path: Path, fmt: str, timeout: float = DEFAULT_TI
         return json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
     except json.JSONDecodeError:
         return {}
+
+
+def run_child(argv: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """A child that touches an untrusted file: output captured, no stdin, TensorFlow quiet, no faulthandler
+    dump (a crash is reported by its signal). Raises subprocess.TimeoutExpired past `timeout`."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONFAULTHANDLER="")
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+def signal_name(returncode: int) -> str:
+    """SIGSEGV for a child killed by signal 11 (returncode -11)."""
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"signal {-returncode}"
 
 
 # -- child side ---------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def save_module_program(module, example_input, folder: Path, name: str) -> Path:
         raise DataError(f"torch.export could not capture {type(module).__name__}: {str(exc).splitlines()[0]}") from exc
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.pt2"
-    partial = folder / f".{name}.pt2.{os.getpid()}.partial"
+    partial = folder / f".{name}.{os.getpid()}.partial.pt2"  # torch.export.save warns unless it ends .pt2
     try:
         torch.export.save(program, str(partial))
         os.replace(partial, path)
