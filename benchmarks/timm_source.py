@@ -9,7 +9,8 @@ in ../shared) ported into timm's module through edgex's own port (edgex.sources.
 names are then mapped onto timm's. BatchNorm epsilon is set to Keras' 1e-3 (a property of the weights).
 The script prints the largest |timm - Keras| logit difference and top-1 on the held-out test images, and
 with --convert runs `edgex.convert(module, example_input=..., target="all", precision="int8")` with 300
-calibration images from validation/ and prints its step timings.
+calibration images from validation/, prints its step timings, then `edgex eval` of the three artifacts
+against the FP32 source on the held-out test images.
 
 timm imports torchvision at import time (FrozenBatchNorm2d, data transforms), and the index's torchvision
 wheels are CUDA builds that cannot load beside a CPU torch (`torchvision::nms does not exist`). When
@@ -241,18 +242,23 @@ def convert_and_time(module, classes: list[str], data: Path, output: Path) -> No
     import torch
 
     from edgex.api import convert
-    from edgex.conversion.timings import timings_table
+    from edgex.conversion.timings import process_cpu_s, timings_table
     from edgex.options import CalibrationOptions
 
-    started = time.perf_counter()
+    started, cpu_at_start = time.perf_counter(), process_cpu_s()
     results = convert(module, "all", precision="int8", example_input=torch.zeros(1, 3, 299, 299),
                       calib_data=data / "validation", calibration=CalibrationOptions(size=CALIBRATION_IMAGES),
                       classes=classes, output=output)
     total = time.perf_counter() - started
     for result in results:
         print(result.target, result.status, result.parity.get("agreement"))
-    print(timings_table([step for r in results for step in (r.timings or [])], total))
+    print(timings_table([step for r in results for step in (r.timings or [])], total, cpu_at_start))
     print(f"total {total:.0f} s; load average {os.getloadavg()[0]:.2f}")
+    # top-1 of each int8 artifact and of the FP32 source (the kept .pt2) on the held-out test images
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "edgex", "eval", str(output / "xception"), "--eval-data",
+                    str(data / "test"), "--trust-model"], check=False)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,13 @@ import numpy as np
 import pytest
 from helpers import run_edgex
 
+from edgex.isa import isa_class
+
+# ORT's u8s8 kernels without VNNI (AVX2 only: Zen 3, Haswell, like a Pi 4's missing dotprod) add pairs of
+# u8*s8 products in int16 and saturate: the tiny model's full 8-bit-weight recipe fails parity there
+# (cosine 0.67 measured on a Zen 3) and passes on VNNI machines. The 7-bit recipes pass on both.
+U8S8_PASSES_HERE = isa_class() != "x86-avx2"
+
 
 def _convert(tiny_model, images_dir, out, *extra, env=None):
     args = [sys.executable, "-m", "edgex", "convert", "--model", str(tiny_model), "--target", "onnx", "--int8",
@@ -54,7 +61,7 @@ def test_failing_recipe_falls_back_to_the_next_and_records_every_try(tiny_model,
     quant = manifest["quantization"]
     assert quant["name"] == "u8u8"
     assert [t["recipe"] for t in quant["tries"]] == ["u8s8-w7", "u8u8", "u8s8"]
-    assert [t["passed"] for t in quant["tries"]] == [False, True, True]
+    assert [t["passed"] for t in quant["tries"]] == [False, True, U8S8_PASSES_HERE]
     assert quant["tries"][0]["cosine"] < 0.95 <= quant["tries"][1]["cosine"]
     assert all(t["latency_ms_p50"] > 0 for t in quant["tries"])
     assert quant["verified_isa"] in ("x86-vnni", "x86-avx2", "arm64", "arm64-dotprod", "other")
@@ -132,7 +139,9 @@ def test_bench_rows_carry_the_warning_for_another_cpu_class(tiny_model, images_d
     from edgex.bench.suite import run_suite
     from edgex.options import BenchSettings
 
-    assert _convert(tiny_model, images_dir, tmp_path, "--recipe", "u8s8").returncode == 0
+    # the gate is off: on an AVX2-only host u8s8 fails parity, and this test is about the bench row's warning
+    done = _convert(tiny_model, images_dir, tmp_path, "--recipe", "u8s8", "--min-agreement", "0", "--min-cosine", "0")
+    assert done.returncode == 0, done.stderr
     artifact = tmp_path / "tiny_xception" / "onnx-int8"
     settings = BenchSettings(min_runs=1, min_seconds=0, warmup=0)
     (row,) = run_suite([artifact], settings, cpu={"machine": "x86_64", "isa": ["avx2", "fma"]})["results"]
@@ -149,14 +158,16 @@ def _quantization(out):
 
 
 def test_chooser_publishes_the_faster_of_two_passing_recipes_and_records_both(tiny_model, images_dir, tmp_path):
-    """Every ONNX recipe passes on the tiny model; the first is made slower on purpose (50 ms per run, test
-    hook), the machine is said to be idle: a later, faster recipe is published and every try is recorded."""
+    """The 7-bit recipes pass on the tiny model everywhere (u8s8 too where the CPU has VNNI); the first is made
+    slower on purpose (50 ms per run, test hook), the machine is said to be idle: a later, faster passing
+    recipe is published and every try is recorded."""
     done = _convert(tiny_model, images_dir, tmp_path,
                     env={"EDGEX_TEST_SLOW_RECIPE": "onnx/u8s8-w7", "EDGEX_TEST_LOADAVG": "0"})
     assert done.returncode == 0, done.stderr
     quant = _quantization(tmp_path)
     tries = {t["recipe"]: t for t in quant["tries"]}
-    assert list(tries) == ["u8s8-w7", "u8u8", "u8s8"] and all(t["passed"] for t in tries.values())
+    assert list(tries) == ["u8s8-w7", "u8u8", "u8s8"]
+    assert [t["passed"] for t in tries.values()] == [True, True, U8S8_PASSES_HERE]
     assert quant["name"] != "u8s8-w7" and quant["chosen_by"].startswith("fastest")
     slow = tries["u8s8-w7"]["timed_ms_per_image"]["blocks"]
     fast = tries[quant["name"]]["timed_ms_per_image"]["blocks"]
@@ -174,7 +185,8 @@ def test_chooser_keeps_the_list_order_on_a_loaded_machine_and_says_so(tiny_model
     assert done.returncode == 0, done.stderr
     quant = _quantization(tmp_path)
     assert quant["name"] == "u8s8-w7" and "machine loaded" in quant["chosen_by"]
-    assert all("timed_ms_per_image" in t for t in quant["tries"])  # timed and recorded, not trusted
+    passing = [t for t in quant["tries"] if t["passed"]]
+    assert len(passing) >= 2 and all("timed_ms_per_image" in t for t in passing)  # timed and recorded, not trusted
     said = [line for line in done.stdout.splitlines() if "recipes passed parity" in line]
     assert len(said) == 1 and "machine loaded" in said[0] and "publishing u8s8-w7" in said[0], done.stdout
 

@@ -168,8 +168,17 @@ class StepTimer:
         self.steps.append({**entry, **labels})
 
 
-def timings_table(steps: list[dict], wall_s: float) -> str:
-    """The --timings table: shared steps once, then each artifact's steps, then the wall time and peaks."""
+def process_cpu_s() -> float:
+    """User + system seconds of this process and its finished children so far."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + done.ru_utime + done.ru_stime
+
+
+def timings_table(steps: list[dict], wall_s: float, cpu_at_start: float = 0.0) -> str:
+    """The --timings table: shared steps once, then each artifact's steps, then the wall time and peaks.
+
+    `cpu_at_start`: process_cpu_s() when the conversion began (a script that did other work first)."""
     rows, seen = [], set()
     for entry in steps:
         key = (entry.get("artifact"), entry["step"], entry["seconds"])
@@ -182,9 +191,7 @@ def timings_table(steps: list[dict], wall_s: float) -> str:
                     f"{peak['process']:.0f} | {peak['largest_child']:.0f} | {_summed(peak)} |")
     final = peak_rss_mb()
     summed = max((s["peak_rss_mb"].get("tree_sum", 0.0) for s in steps), default=0.0)
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    done = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = own.ru_utime + own.ru_stime + done.ru_utime + done.ru_stime
+    cpu = process_cpu_s() - cpu_at_start
     return "\n".join(["| artifact | step | seconds | CPU s (edgex + children) | peak RSS MB (edgex) "
                       "| peak RSS MB (largest child) | peak RSS MB (edgex + children, summed) |",
                       "|---|---|---|---|---|---|---|", *rows,
