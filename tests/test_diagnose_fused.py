@@ -107,7 +107,8 @@ def test_under_an_emulated_avx2_cpu_full_8bit_weights_part_at_fused_convolutions
                                                                                    tmp_path):
     """u8s8 (8-bit weights) saturates ORT's AVX2 U8S8 kernels: diagnose names the fused QLinearConvs."""
     done = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--int8", "--recipe", "u8s8",
-                     "--calib-data", images_dir, "--calib-size", "24", "--output", tmp_path, "-q")
+                     "--calib-data", images_dir, "--calib-size", "24", "--output", tmp_path, "-q",
+                     "--min-agreement", "0", "--min-cosine", "0")  # an AVX2-only host fails u8s8's parity itself
     assert done.returncode == 0, done.stderr
     done = run_edgex("diagnose", tmp_path / "tiny_xception" / "onnx-int8", "--calib-data", images_dir,
                      "--samples", str(SAMPLES), "--no-isolated", "--emulate-cpu", "Haswell", "--json", "-q")

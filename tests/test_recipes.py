@@ -107,7 +107,10 @@ def test_default_onnx_recipe_keeps_parity_on_avx2_without_vnni(tiny_model, image
     reference = np.asarray(keras.saving.load_model(tiny_model)(inputs))
     cosines = {}
     for recipe in ("u8s8-w7", "u8s8"):
-        assert _convert(tiny_model, images_dir, tmp_path / recipe, "--recipe", recipe).returncode == 0
+        # the gate is off: the host may itself be AVX2-only, where u8s8 fails parity; this test judges it below
+        done = _convert(tiny_model, images_dir, tmp_path / recipe, "--recipe", recipe,
+                        "--min-agreement", "0", "--min-cosine", "0")
+        assert done.returncode == 0, done.stderr
         model = tmp_path / recipe / "tiny_xception" / "onnx-int8" / "model.onnx"
         done = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", _RUN_ORT, str(model),
                                str(tmp_path / "x.npy"), str(tmp_path / f"{recipe}.npy")],
