@@ -22,7 +22,7 @@ class _Parser(argparse.ArgumentParser):
                 if hint:
                     message += f" ({hint})"
                     break
-        command = next((arg for arg in sys.argv[1:] if arg in _subcommands(self)), None)
+        command = _command_named(self, sys.argv[1:])
         sys.stderr.write(f"edgex: error: {message}. See '{self.prog}{f' {command}' if command else ''} --help'.\n")
         raise SystemExit(EXIT_USAGE)
 
@@ -30,13 +30,18 @@ class _Parser(argparse.ArgumentParser):
 def _flag_hint(parser: argparse.ArgumentParser, word: str, argv: list[str]) -> str | None:
     """A close flag of the command being run, or which commands have `word` when this one does not."""
     commands = _subcommands(parser)
-    name = next((arg for arg in argv if arg in commands), None)
+    name = _command_named(parser, argv)
     own = _all_flags(commands[name]) if name else _all_flags(parser)
     elsewhere = sorted(other for other, sub in commands.items() if word in _all_flags(sub))
     if name and elsewhere and word not in own:
         return f"{word} is a flag of edgex {', '.join(elsewhere)}, not of edgex {name}"
     close = [flag for flag in difflib.get_close_matches(word, own, n=2) if flag != word]
     return f"did you mean {close[0]}?" if close else None
+
+
+def _command_named(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    """The subcommand being run (`predict` in `edgex predict ...`), or None."""
+    return next((arg for arg in argv if arg in _subcommands(parser)), None)
 
 
 def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
