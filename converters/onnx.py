@@ -20,9 +20,11 @@ import numpy as np
 from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.ranges import RangeCollector
 from edgex.calibration.recipes import Recipe, recipe_named
+from edgex.converters import tf2onnx_cache
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 
 from edgex.errors import DataError
+from edgex.options import TF2ONNX_ONE_CHILD_MB
 from edgex.sources.load import Source
 
 MODEL_FILE = "model.onnx"
@@ -44,9 +46,17 @@ def prepare(source: Source, options: ConvertOptions) -> None:
     other targets' builds; convert() waits for it. PyTorch and ONNX sources export in-process, when converted."""
     if source.framework in ("torch", "onnx"):
         return
+    key = tf2onnx_cache.export_key(source, options.opset)
+    if tf2onnx_cache.lookup(key) is not None:  # convert() takes it from the cache
+        return
     saved_model = source.saved_model()
     source.start(_export_key(options.opset),
-                 lambda folder: _timed_export(saved_model, folder / "fp32.onnx", options.opset))
+                 lambda folder: _timed_export(saved_model, folder / "fp32.onnx", options.opset, key))
+
+
+def needs_saved_model(source: Source, options: ConvertOptions) -> bool:
+    """False when an earlier run's fp32 export of this source is in the cache: no SavedModel, no tf2onnx."""
+    return tf2onnx_cache.lookup(tf2onnx_cache.export_key(source, options.opset)) is None
 
 
 def _export_key(opset: int) -> str:
@@ -54,10 +64,12 @@ def _export_key(opset: int) -> str:
     return f"onnx-opset{opset}"
 
 
-def _timed_export(saved_model: Path, out: Path, opset: int) -> tuple[Path, float]:
+def _timed_export(saved_model: Path, out: Path, opset: int, key: str) -> tuple[Path, float]:
     start = time.perf_counter()
     export_with_tf2onnx(saved_model, out, opset)
-    return out, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    tf2onnx_cache.store(key, out)
+    return out, seconds
 
 
 def describe(path: Path) -> tuple[list[dict], list[dict]]:
@@ -128,20 +140,33 @@ def _fp32_export(source: Source, options: ConvertOptions, timings: dict[str, flo
         shutil.copyfile(float_graph(source), exported)
         timings["check the source graph"] = time.perf_counter() - start
     else:
-        export_with_tf2onnx(source.saved_model(), exported, options.opset)
-        timings["tf2onnx"] = time.perf_counter() - start
+        key = tf2onnx_cache.export_key(source, options.opset)
+        cached = tf2onnx_cache.lookup(key)
+        if cached is not None:
+            shutil.copyfile(cached, exported)
+            timings["tf2onnx (reused from the cache of earlier runs)"] = time.perf_counter() - start
+        else:
+            export_with_tf2onnx(source.saved_model(), exported, options.opset)
+            timings["tf2onnx"] = time.perf_counter() - start
+            tf2onnx_cache.store(key, exported)
     return exported
 
 
 def export_with_tf2onnx(saved_model: Path, out: Path, opset: int) -> None:
     """tf2onnx in child processes: its TF graph state and logs stay out of ours. Freeze and convert run in
-    two children (peak 2.8 GB instead of 5.4 GB on Xception, edgex.converters.tf2onnx_export); if that path
-    fails, tf2onnx's documented CLI runs as the fallback and its error is the one reported."""
+    two children (peak 2.8 GB instead of 5.4 GB on Xception, edgex.converters.tf2onnx_export), in one for a
+    small model; if that path fails, tf2onnx's documented CLI runs as the fallback and its error is the one
+    reported."""
     from edgex.converters.tf2onnx_export import CATCH_ERRORS_ENV
 
     graph = out.with_name(out.stem + ".frozen.pb")
     stage = [sys.executable, "-m", "edgex.converters.tf2onnx_export"]
     try:
+        if sum(p.stat().st_size for p in saved_model.rglob("*") if p.is_file()) < TF2ONNX_ONE_CHILD_MB * 2**20:
+            done = subprocess.run([*stage, "both", str(saved_model), str(graph), str(out), str(opset)],
+                                  capture_output=True, text=True, env=_quiet_env() | {CATCH_ERRORS_ENV: "FALSE"})
+            if done.returncode == 0 and out.is_file():
+                return
         freeze = subprocess.run([*stage, "freeze", str(saved_model), str(graph)], capture_output=True, text=True,
                                 env=_quiet_env())
         if freeze.returncode == 0:

@@ -6,8 +6,12 @@ Here one child freezes and optimizes the graph (tf2onnx's own `from_saved_model`
 GraphDef; a second child converts it (tf2onnx's `_convert_common`, as the CLI calls it) without the
 per-optimizer copies (TF2ONNX_CATCH_ERRORS set), and again with them if an optimizer fails.
 
+A small SavedModel (under TF2ONNX_ONE_CHILD_MB) does both in one child: the memory split does not matter
+there, and a TensorFlow import (about 3 s) does.
+
     python -m edgex.converters.tf2onnx_export freeze SAVED_MODEL GRAPH.pb
     python -m edgex.converters.tf2onnx_export convert GRAPH.pb OUT.onnx OPSET
+    python -m edgex.converters.tf2onnx_export both SAVED_MODEL GRAPH.pb OUT.onnx OPSET
 """
 
 from __future__ import annotations
@@ -54,6 +58,9 @@ def main(argv: list[str]) -> int:
         freeze(Path(argv[1]), Path(argv[2]))
     elif argv[:1] == ["convert"] and len(argv) == 4:
         convert(Path(argv[1]), Path(argv[2]), int(argv[3]))
+    elif argv[:1] == ["both"] and len(argv) == 5:
+        freeze(Path(argv[1]), Path(argv[2]))
+        convert(Path(argv[2]), Path(argv[3]), int(argv[4]))
     else:
         raise SystemExit(__doc__)
     return 0

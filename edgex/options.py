@@ -214,6 +214,8 @@ BUDGET = BudgetOptions()
 PORT = PortOptions()
 BENCH = BenchSettings()
 COMPARE = CompareOptions()
+TF2ONNX_ONE_CHILD_MB = 32  # a smaller SavedModel is frozen and converted in one child (converters/onnx.py)
+ONNX_EXPORT_CACHE_MB = 512  # fp32 ONNX exports kept between runs (converters/tf2onnx_cache.py); Xception: 88 MB
 
 # The sections of an `edgex run` config, each read by one options class.
 RUN_SECTIONS: dict[str, type] = {"preprocess": PreprocessOverrides, "calibration": CalibrationOptions,

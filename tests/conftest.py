@@ -17,7 +17,13 @@ def pytest_configure(config) -> None:
     import signal
     import tempfile
 
-    os.environ.setdefault("EDGEX_CACHE_DIR", tempfile.mkdtemp(prefix="edgex-test-cache-"))  # not the user's
+    # Not the user's cache; one for all xdist workers of a run, so an fp32 ONNX export is made once per run.
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id:
+        shared = Path(tempfile.gettempdir()) / f"edgex-test-cache-{run_id}"
+        shared.mkdir(exist_ok=True)
+        os.environ.setdefault("EDGEX_CACHE_DIR", str(shared))
+    os.environ.setdefault("EDGEX_CACHE_DIR", tempfile.mkdtemp(prefix="edgex-test-cache-"))
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -47,21 +47,20 @@ def poison_bias(folder: Path) -> None:
     raise AssertionError(f"the final bias {bias} is not stored verbatim once in {folder}")
 
 
-def tiny_fp32_artifacts(tiny_model: Path, tmp_path_factory, targets: tuple[str, ...] = NAN_TARGETS) -> Path:
-    """OUT/tiny_xception/{target}-fp32, converted once per session."""
+def tiny_fp32_artifacts(tiny_model: Path, tmp_path_factory) -> Path:
+    """OUT/tiny_xception/{target}-fp32 (every target, in one conversion), converted once per session."""
     base = run_shared_dir(tmp_path_factory, "fp32-artifacts")
-    for target in targets:
-        def convert(_folder: Path, target: str = target) -> None:
-            done = run_edgex("convert", "--model", tiny_model, "--target", target, "--output", base, "-q")
-            assert done.returncode == 0, done.stderr
 
-        build_once(base / "tiny_xception" / f"{target}-fp32", convert)
-    return base / "tiny_xception"
+    def convert(_folder: Path) -> None:
+        done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--output", base, "-q")
+        assert done.returncode == 0, done.stderr
+
+    return build_once(base / "tiny_xception", convert)
 
 
 def nan_artifacts(tiny_model: Path, tmp_path_factory, targets: tuple[str, ...] = NAN_TARGETS) -> Path:
     """OUT/nan_xception/{target}-fp32: the fp32 artifacts with a NaN final bias, re-signed."""
-    healthy = tiny_fp32_artifacts(tiny_model, tmp_path_factory, targets)
+    healthy = tiny_fp32_artifacts(tiny_model, tmp_path_factory)
     base = run_shared_dir(tmp_path_factory, "nan-artifacts") / "nan_xception"
     for target in targets:
         def poison(folder: Path, target: str = target) -> None:

@@ -17,7 +17,7 @@ from edgex.bench.macs import model_gmac
 
 @pytest.fixture(scope="module")
 def tiny_artifacts(tiny_model, images_dir, tmp_path_factory):
-    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory, targets=("onnx", "tflite", "openvino"))
+    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory)
 
 
 def _runner_json(*args: str) -> dict:

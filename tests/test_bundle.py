@@ -47,7 +47,7 @@ np.save(out / "outputs.npy", outputs)
 
 @pytest.fixture(scope="module")
 def tiny_artifacts(tiny_model, images_dir, tmp_path_factory):
-    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory, targets=("onnx", "tflite"))
+    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory)
 
 
 def bare_python() -> Path:

@@ -25,7 +25,7 @@ def test_round_p50s_are_the_medians_of_consecutive_slices():
 
 @pytest.fixture(scope="module")
 def tiny_artifacts(tiny_model, images_dir, tmp_path_factory):
-    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory, targets=("onnx",))
+    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory)
 
 
 def test_bench_twice_with_baseline_and_history_then_the_trend(tiny_artifacts, images_dir, tmp_path):

@@ -9,8 +9,9 @@ from helpers import run_edgex
 
 def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
     out = tmp_path / "out"
+    cache = {"EDGEX_CACHE_DIR": str(tmp_path / "cache")}  # empty: this run exports with tf2onnx
     done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--int8", "--calib-data", images_dir,
-                     "--calib-size", "12", "--output", out, "--timings", "-q")
+                     "--calib-size", "12", "--output", out, "--timings", "-q", env=cache)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     header = lines.index("| artifact | step | seconds | CPU s (edgex + children) | peak RSS MB (edgex) "
@@ -35,13 +36,31 @@ def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
     ranges = next(row for row in rows if row[1].startswith("activation ranges") and "onnx" in row[0])
     assert float(ranges[3]) > 0  # the range collection's CPU time, read off the sampler
     assert any(line.startswith("(summed: VmRSS") for line in lines)
-    # --json carries the same steps per result
+    # --json carries the same steps per result; the second run reuses the first one's fp32 ONNX export
     again = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--calib-data", images_dir,
-                      "--output", tmp_path / "json", "--json", "--timings", "-q")
+                      "--output", tmp_path / "json", "--json", "--timings", "-q", env=cache)
     assert again.returncode == 0, again.stderr
     (result,) = json.loads(again.stdout)["results"]
-    assert [s["step"] for s in result["timings"]][:2] == ["load source model",
-                                                          "export SavedModel (shared by every target)"]
+    steps = [s["step"] for s in result["timings"]]
+    assert steps[0] == "load source model"
+    assert "tf2onnx (reused from the cache of earlier runs)" in steps and "tf2onnx" not in steps, steps
+    assert "export SavedModel (shared by every target)" not in steps  # ONNX alone needs none then
+    assert result["status"] == "ok"
+
+
+def test_a_damaged_onnx_export_cache_entry_is_dropped(tmp_path, monkeypatch):
+    from edgex.converters import tf2onnx_cache
+
+    monkeypatch.setenv("EDGEX_CACHE_DIR", str(tmp_path))
+    exported = tmp_path / "fp32.onnx"
+    exported.write_bytes(b"\x08\x07" * 1000)
+    tf2onnx_cache.store("k1", exported)
+    assert tf2onnx_cache.lookup("k1").read_bytes() == exported.read_bytes()
+    entry = tmp_path / "onnx-exports" / "k1.onnx"
+    entry.write_bytes(b"\x08\x08" + entry.read_bytes()[2:])  # one flipped byte
+    assert tf2onnx_cache.lookup("k1") is None
+    assert not entry.exists() and not entry.with_suffix(".json").exists()
+    assert not list((tmp_path / "onnx-exports").glob(".*.tmp"))
 
 
 def test_tree_sampler_adds_up_the_children():

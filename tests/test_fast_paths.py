@@ -82,20 +82,37 @@ def _cli_export(saved_model: Path, out: Path) -> None:
                    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
 
-def test_two_child_tf2onnx_export_equals_the_cli(source, calib, tmp_path):
+@pytest.fixture(scope="module")
+def cli_outputs(source, calib, tmp_path_factory) -> tuple[np.ndarray, np.ndarray]:
+    """Four calibration images and what tf2onnx's own CLI export of the SavedModel answers for them."""
     import onnxruntime as ort
-    from edgex.converters.onnx import export_with_tf2onnx
 
-    fast, cli = tmp_path / "fast.onnx", tmp_path / "cli.onnx"
-    export_with_tf2onnx(source.saved_model(), fast, 17)
+    cli = tmp_path_factory.mktemp("cli") / "cli.onnx"
     _cli_export(source.saved_model(), cli)
     x = np.concatenate(list(calib.batches(4, calib.files[:4])))
-    outputs = []
-    for path in (fast, cli):
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        assert [i.name for i in session.get_inputs()] == ["image"]
-        outputs.append(session.run(None, {"image": x})[0])
-    np.testing.assert_array_equal(outputs[0], outputs[1])
+    return x, ort.InferenceSession(str(cli), providers=["CPUExecutionProvider"]).run(None, {"image": x})[0]
+
+
+@pytest.mark.parametrize("one_child_below_mb", [32, 0], ids=["one-child", "two-children"])
+def test_fast_tf2onnx_export_equals_the_cli(source, cli_outputs, tmp_path, monkeypatch, one_child_below_mb):
+    import edgex.converters.onnx as onnx_converter
+    import onnxruntime as ort
+
+    stages = []
+    real_run = subprocess.run
+
+    def recorded(cmd, *args, **kwargs):
+        stages.append(cmd[3] if "edgex.converters.tf2onnx_export" in cmd else cmd[2])
+        return real_run(cmd, *args, **kwargs)
+
+    monkeypatch.setattr(onnx_converter, "TF2ONNX_ONE_CHILD_MB", one_child_below_mb)
+    monkeypatch.setattr(onnx_converter.subprocess, "run", recorded)
+    fast = tmp_path / "fast.onnx"
+    onnx_converter.export_with_tf2onnx(source.saved_model(), fast, 17)
+    assert stages == (["both"] if one_child_below_mb else ["freeze", "convert"])  # the tiny SavedModel: < 1 MB
+    session = ort.InferenceSession(str(fast), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["image"]
+    np.testing.assert_array_equal(session.run(None, {"image": cli_outputs[0]})[0], cli_outputs[1])
     assert not list(tmp_path.glob("*.frozen.*"))  # the intermediate GraphDef is removed
 
 

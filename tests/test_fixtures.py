@@ -22,7 +22,7 @@ def test_int8_parity_has_twice_the_gate_margin(tiny_model, images_dir, tmp_path_
     from edgex.options import DEFAULT_THRESHOLDS
 
     gate = DEFAULT_THRESHOLDS["int8"]
-    base = tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory, targets=("onnx", "openvino", "tflite"))
+    base = tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory)
     for target in ("onnx", "openvino", "tflite"):
         parity = json.loads((base / f"{target}-int8" / "manifest.json").read_text())["parity"]
         assert 1 - parity["cosine"] <= (1 - gate.min_cosine) / 2, (target, parity["cosine"])

@@ -25,7 +25,7 @@ TARGETS = ("tflite", "onnx", "openvino")
 
 @pytest.fixture(scope="module")
 def tiny_artifacts(tiny_model, images_dir, tmp_path_factory):
-    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory, targets=TARGETS)
+    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory)
 
 
 def odd_images(root: Path) -> Path:

@@ -38,7 +38,7 @@ def pi() -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_tflite(tiny_model, images_dir, tmp_path_factory) -> Path:
-    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory, targets=("tflite",)) / "tflite-int8"
+    return tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory) / "tflite-int8"
 
 
 @pytest.fixture(scope="module")

@@ -91,7 +91,7 @@ def _convert_sampled(request: ConvertRequest, targets: list[TargetInfo], reporte
     if request.precision == "int8":
         _say_int8_outlook(reporter)
     try:
-        if source.framework in ("keras", "saved_model"):  # exported once, up front: every target converts from it
+        if _needs_saved_model(targets, request, source):  # exported once, up front: every target converts from it
             with timer.step("export SavedModel (shared by every target)"):
                 source.saved_model()
         with timer.step("pick calibration images, decode parity images"):
@@ -128,6 +128,16 @@ def _convert_sampled(request: ConvertRequest, targets: list[TargetInfo], reporte
         raise error
     _check_budgets(results)
     return results
+
+
+def _needs_saved_model(targets: list[TargetInfo], request: ConvertRequest, source: Source) -> bool:
+    """Whether a target converts from a SavedModel export of the source (not when ONNX alone reuses an earlier
+    run's export: converters' `needs_saved_model`)."""
+    if source.framework not in ("keras", "saved_model"):
+        return False
+    options = ConvertOptions(precision=request.precision)
+    return any(getattr(load_converter(info), "needs_saved_model", lambda _source, _options: True)(source, options)
+               for info in targets)
 
 
 def _start_ahead(targets: list[TargetInfo], request: ConvertRequest, source: Source) -> set[str]:
