@@ -51,9 +51,22 @@ ARTIFACT_FORMATS = ("onnx", "openvino", "tflite")
 SOURCE_FORMATS = ("keras", "h5", "saved_model", "safetensors", "pt", "pt2")
 FORMATS = (*ARTIFACT_FORMATS, *SOURCE_FORMATS, "manifest", "yaml")
 TRUSTED = {"h5", "saved_model", "pt2"}  # code-carrying formats: --trust-model, so the fuzz reaches their parsers
-MACHINE = "AMD EPYC Zen 4 (family 25 model 17), 2 cores, AVX-512 VNNI + BF16 (x86-vnni)"
 # a score printed as nan/inf (Python's format) or a JSON value NaN/Infinity; not the "NaN/Inf outputs" error text
 NAN_SHOWN = re.compile(r"(?<![\w/.-])[-+]?(nan|inf)(?![\w/.-])|:\s*-?(NaN|Infinity)\b")
+
+
+def this_machine() -> str:
+    """The CPU the table was measured on, as /proc/cpuinfo and edgex's ISA class name it."""
+    from edgex.isa import isa_class
+
+    fields = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name", "unknown CPU")
+    return (f"{name} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}), "
+            f"{len(os.sched_getaffinity(0))} cores, {isa_class()}")
 
 
 def commands_for(fmt: str) -> tuple[str, ...]:
@@ -635,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = campaign(corpus, formats, args.mutants, args.seed, args.time_limit, args.rss_limit_mb, args.minutes,
                      args.recycle, args.commands.split(",") if args.commands else None, only, first=args.first)
     print(f"edgex fuzz campaign: seed {args.seed}, mutants {args.first}.. (up to {args.mutants} per format), "
-          f"{(time.time() - started) / 60:.1f} min on {MACHINE} (shared with other jobs)")
+          f"{(time.time() - started) / 60:.1f} min on {this_machine()}")
     print(f"limits: {args.time_limit:.0f} s per run (hang), {args.rss_limit_mb:.0f} MB peak RSS")
     print(table(cells))
     ok = passed(cells)
