@@ -93,3 +93,22 @@ def test_step_cpu_is_read_off_the_samples_around_the_step():
     assert sampler.cpu_between(10.5, 11.5) == 1.5
     assert sampler.cpu_between(9.0, 13.0) == 3.0  # clamped to what was sampled
     assert sampler.cpu_between(13.0, 14.0) is None  # after the last sample: unknown, not zero
+
+
+def test_the_onnx_export_cache_key_changes_with_what_shapes_the_export(tmp_path):
+    from types import SimpleNamespace
+
+    from edgex.converters.tf2onnx_cache import export_key
+
+    model = tmp_path / "m.keras"
+    model.write_bytes(b"weights v1")
+    source = SimpleNamespace(path=model, framework="keras", preprocess=SimpleNamespace(input_shape=(1, 96, 96, 3)),
+                             output_kind="logits", removed_layers=[], export_model=None)
+    key = export_key(source, 17)
+    assert export_key(source, 17) == key  # stable
+    assert export_key(source, 18) != key
+    source.preprocess.input_shape = (1, 128, 128, 3)
+    assert export_key(source, 17) != key
+    source.preprocess.input_shape = (1, 96, 96, 3)
+    model.write_bytes(b"weights v2")  # the same name, other bytes
+    assert export_key(source, 17) != key
