@@ -47,7 +47,7 @@ def prepare(source: Source, options: ConvertOptions) -> None:
     if source.framework in ("torch", "onnx"):
         return
     key = tf2onnx_cache.export_key(source, options.opset)
-    if tf2onnx_cache.lookup(key) is not None:  # convert() takes it from the cache
+    if tf2onnx_cache.has(key):  # convert() takes it from the cache
         return
     saved_model = source.saved_model()
     source.start(_export_key(options.opset),
@@ -56,7 +56,7 @@ def prepare(source: Source, options: ConvertOptions) -> None:
 
 def needs_saved_model(source: Source, options: ConvertOptions) -> bool:
     """False when an earlier run's fp32 export of this source is in the cache: no SavedModel, no tf2onnx."""
-    return tf2onnx_cache.lookup(tf2onnx_cache.export_key(source, options.opset)) is None
+    return not tf2onnx_cache.has(tf2onnx_cache.export_key(source, options.opset))
 
 
 def _export_key(opset: int) -> str:
@@ -141,11 +141,9 @@ def _fp32_export(source: Source, options: ConvertOptions, timings: dict[str, flo
         timings["check the source graph"] = time.perf_counter() - start
     else:
         key = tf2onnx_cache.export_key(source, options.opset)
-        cached = tf2onnx_cache.lookup(key)
-        if cached is not None:
-            shutil.copyfile(cached, exported)
+        if tf2onnx_cache.fetch(key, exported):
             timings["tf2onnx (reused from the cache of earlier runs)"] = time.perf_counter() - start
-        else:
+        else:  # none, or damaged: exported now (the SavedModel too, if no target needed it up front)
             export_with_tf2onnx(source.saved_model(), exported, options.opset)
             timings["tf2onnx"] = time.perf_counter() - start
             tf2onnx_cache.store(key, exported)

@@ -41,19 +41,28 @@ def _folder() -> Path:
     return cache_dir() / "onnx-exports"
 
 
-def lookup(key: str) -> Path | None:
-    """The cached export for `key`, its bytes checked; None when there is none (or it was damaged)."""
+def has(key: str) -> bool:
+    """Whether an export is stored under `key` (its bytes are checked when it is fetched)."""
+    return (_folder() / f"{key}.onnx").is_file() and (_folder() / f"{key}.json").is_file()
+
+
+def fetch(key: str, destination: Path) -> bool:
+    """Copy the export stored under `key` to `destination` and check the copy's bytes against the stored
+    hash (the copy, so another run replacing the entry meanwhile cannot slip a different file past the
+    check). False when there is none or it does not match: the entry is dropped, `destination` removed."""
     model, record = _folder() / f"{key}.onnx", _folder() / f"{key}.json"
     try:
         expected = json.loads(record.read_text())["sha256"]
-        if sha256_file(model) == expected:
+        shutil.copyfile(model, destination)
+        if sha256_file(destination) == expected:
             os.utime(model)  # recently used: kept longest
-            return model
+            return True
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    destination.unlink(missing_ok=True)
     for path in (model, record):
         path.unlink(missing_ok=True)
-    return None
+    return False
 
 
 def store(key: str, exported: Path) -> None:

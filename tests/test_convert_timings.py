@@ -46,6 +46,15 @@ def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
     assert "tf2onnx (reused from the cache of earlier runs)" in steps and "tf2onnx" not in steps, steps
     assert "export SavedModel (shared by every target)" not in steps  # ONNX alone needs none then
     assert result["status"] == "ok"
+    # a damaged entry found only when fetched: exported again, the SavedModel made on the way
+    (entry,) = (tmp_path / "cache" / "onnx-exports").glob("*.onnx")
+    data = entry.read_bytes()
+    entry.write_bytes(data[:-1] + bytes([data[-1] ^ 0xFF]))
+    third = run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--output", tmp_path / "again",
+                      "--json", "--timings", "-q", env=cache)
+    assert third.returncode == 0, third.stderr
+    (result,) = json.loads(third.stdout)["results"]
+    assert "tf2onnx" in [s["step"] for s in result["timings"]] and result["status"] == "ok"
 
 
 def test_a_damaged_onnx_export_cache_entry_is_dropped(tmp_path, monkeypatch):
@@ -55,10 +64,13 @@ def test_a_damaged_onnx_export_cache_entry_is_dropped(tmp_path, monkeypatch):
     exported = tmp_path / "fp32.onnx"
     exported.write_bytes(b"\x08\x07" * 1000)
     tf2onnx_cache.store("k1", exported)
-    assert tf2onnx_cache.lookup("k1").read_bytes() == exported.read_bytes()
+    copy = tmp_path / "copy.onnx"
+    assert tf2onnx_cache.has("k1") and tf2onnx_cache.fetch("k1", copy)
+    assert copy.read_bytes() == exported.read_bytes()
     entry = tmp_path / "onnx-exports" / "k1.onnx"
     entry.write_bytes(b"\x08\x08" + entry.read_bytes()[2:])  # one flipped byte
-    assert tf2onnx_cache.lookup("k1") is None
+    assert not tf2onnx_cache.fetch("k1", copy)
+    assert not copy.exists() and not tf2onnx_cache.has("k1")
     assert not entry.exists() and not entry.with_suffix(".json").exists()
     assert not list((tmp_path / "onnx-exports").glob(".*.tmp"))
 
