@@ -17,6 +17,7 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 LAYOUTS = ("NHWC", "NCHW")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 # An image whose header claims more pixels is refused before decoding (a 48 MP photo still fits).
+MAX_INPUT_SIDE = 8192  # the largest model input side a stored spec or config may name
 MAX_IMAGE_PIXELS = 64_000_000
 
 
@@ -52,6 +53,8 @@ class Preprocess:
             raise UsageError(f"crop fraction {self.crop_fraction} is outside (0, 1]", "Use e.g. 0.875.")
         if self.height < 1 or self.width < 1:
             raise UsageError(f"input size {self.height}x{self.width} is not positive")
+        if max(self.height, self.width) > MAX_INPUT_SIDE:
+            raise UsageError(f"input size {self.height}x{self.width} is over {MAX_INPUT_SIDE} on a side")
         if any(s == 0 for s in self.std):
             raise UsageError("std must not be zero")
         _check_float32_range(self.mean, self.std)
@@ -83,6 +86,11 @@ class Preprocess:
                             "Rebuild the artifact (or sidecar) with edgex.")
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in data.items() if k in known}
+        for key in ("height", "width"):
+            value = kwargs.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INPUT_SIDE:
+                raise DataError(f"the preprocessing spec's {key} is {value!r}, not a size from 1 to {MAX_INPUT_SIDE}",
+                                "Rebuild the artifact (or sidecar) with edgex.")
         try:
             for key in ("mean", "std"):
                 if key in kwargs:

@@ -99,7 +99,7 @@ def test_exported_program_needs_trust(weights, tmp_path):
     np.testing.assert_allclose(source.predict(batch()), load_source(weights[0]).predict(batch()), atol=1e-5)
 
 
-def test_a_sidecar_whose_values_have_the_wrong_type_are_bad_data(weights, tmp_path):
+def test_a_sidecar_whose_values_have_the_wrong_type_or_size_are_bad_data(weights, tmp_path):
     """Found by benchmarks/fuzz.py: a sidecar preprocess `mean` of 5 was an internal error (exit 1), not 65."""
     import json
 
@@ -108,6 +108,17 @@ def test_a_sidecar_whose_values_have_the_wrong_type_are_bad_data(weights, tmp_pa
     sidecar = json.loads(sidecar_path(weights[0]).read_text())
     for key, value, message in (("config", 5, "config"), ("preprocess", {"height": 9, "width": 9, "mean": 5},
                                                           "invalid value")):
+        sidecar_path(path).write_text(json.dumps({**sidecar, key: value}))
+        with pytest.raises(DataError, match=message):
+            load_source(path)
+    # Found on a Zen 3 run of the campaign: a negative width was exit 1, 2**40 middle blocks a hang, a height
+    # of 1e308 exit 1. Each is now one line and 65, before anything is built.
+    config = sidecar["config"]
+    for key, value, message in (
+            ("config", {**config, "channels": [8, 8, 16, 32, 88, -128, 192, 256]}, "channels must be an integer"),
+            ("config", {**config, "middle_blocks": 2**40}, "middle_blocks must be an integer from 0 to 64"),
+            ("config", {**config, "num_classes": 4.0}, "num_classes must be an integer"),
+            ("preprocess", {**sidecar["preprocess"], "height": 1e308}, "height is 1e[+]308, not a size")):
         sidecar_path(path).write_text(json.dumps({**sidecar, key: value}))
         with pytest.raises(DataError, match=message):
             load_source(path)

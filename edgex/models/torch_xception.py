@@ -12,16 +12,21 @@ The input is NCHW, any size >= 71 (the stem and the four stride-2 stages need th
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgex.preprocess import MAX_INPUT_SIDE
+
 # Channel widths at multiplier 1: stem conv1, stem conv2, blocks 2, 3, 4 (and middle), exit residual,
 # exit separable 1, exit separable 2.
 BASE_CHANNELS = (32, 64, 128, 256, 728, 1024, 1536, 2048)
 MIN_INPUT_SIZE = 71
+# What a config may ask for (a sidecar is untrusted data: a huge count must not build for hours)
+MAX_CHANNELS, MAX_MIDDLE_BLOCKS, MAX_CLASSES = 8192, 64, 100_000
 HEADS = ("features", "linear", "dense")
 KERAS_BN_EPSILON = 1e-3
 KERAS_BN_MOMENTUM = 0.01  # Keras momentum 0.99 in PyTorch's convention.
@@ -50,8 +55,11 @@ class XceptionConfig:
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.channels = tuple(int(c) for c in self.channels)
-        self.input_size = tuple(int(s) for s in self.input_size)
+        self.channels = tuple(_bounded_int("channels", c, 1, MAX_CHANNELS) for c in self.channels)
+        self.input_size = tuple(_bounded_int("input_size", s, 1, MAX_INPUT_SIDE) for s in self.input_size)
+        self.middle_blocks = _bounded_int("middle_blocks", self.middle_blocks, 0, MAX_MIDDLE_BLOCKS)
+        self.num_classes = _bounded_int("num_classes", self.num_classes, 1, MAX_CLASSES)
+        self.hidden_units = _bounded_int("hidden_units", self.hidden_units, 0, MAX_CHANNELS)
         if len(self.channels) != len(BASE_CHANNELS):
             raise ValueError(f"channels must list {len(BASE_CHANNELS)} widths, got {len(self.channels)}")
         if self.head not in HEADS:
@@ -62,8 +70,6 @@ class XceptionConfig:
             raise ValueError(f"activations must be one of {sorted(k for k in _ACTIVATIONS if k)}")
         if min(self.input_size) < MIN_INPUT_SIZE:
             raise ValueError(f"Xception needs inputs of at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}")
-        if self.middle_blocks < 0:
-            raise ValueError("middle_blocks must be >= 0")
 
     @classmethod
     def scaled(cls, width: float = 1.0, middle_blocks: int = 8, **kwargs) -> XceptionConfig:
@@ -82,6 +88,13 @@ class XceptionConfig:
         if unknown:
             raise ValueError(f"unknown Xception config keys: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+
+def _bounded_int(name: str, value, low: int, high: int) -> int:
+    """A config integer as stored (an int, not a float or bool) within what can be built: a sidecar is data."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return int(value)
 
 
 _ACTIVATIONS = {None: None, "linear": None, "relu": F.relu, "softmax": lambda x: F.softmax(x, dim=-1),
