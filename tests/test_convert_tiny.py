@@ -113,5 +113,11 @@ def test_rerun_replaces_the_artifact_atomically(tiny_model, images_dir, tmp_path
     assert run_edgex(*args).returncode == 0
     stale = tmp_path / "tiny_xception" / ".edgex-staging-999999999-onnx-fp32-dead"
     stale.mkdir()
-    assert run_edgex(*args).returncode == 0
+    again = run_edgex(*args, "--json", "--timings")
+    assert again.returncode == 0, again.stderr
     assert sorted(p.name for p in (tmp_path / "tiny_xception").iterdir()) == ["onnx-fp32"]
+    # the rerun starts from the first run's fp32 export (the cache in $EDGEX_CACHE_DIR), with no SavedModel
+    (result,) = json.loads(again.stdout)["results"]
+    steps = [s["step"] for s in result["timings"]]
+    assert "tf2onnx (reused from the cache of earlier runs)" in steps and "tf2onnx" not in steps, steps
+    assert "export SavedModel (shared by every target)" not in steps
