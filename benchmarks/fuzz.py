@@ -1,6 +1,9 @@
 """Fuzz campaign over every file edgex opens: seeded mutants through check, predict, convert and bench.
 
     nice python benchmarks/fuzz.py --mutants 500 --seed 0 [--formats onnx,tflite] [--minutes 60]
+    # side by side, one per core, then one table:
+    python benchmarks/fuzz.py --first 0 --mutants 250 --save a.json & python benchmarks/fuzz.py --first 250 \
+        --mutants 250 --save b.json; wait; python benchmarks/fuzz.py --merge a.json b.json
 
 Formats: the artifacts (onnx, openvino xml+bin, tflite; each model file mutated and the manifest re-signed:
 sizes and sha256 updated, as anyone who controls the folder can do), the sources edgex opens (.keras zip,
@@ -612,6 +615,30 @@ def table(cells: dict[tuple[str, str], Cell]) -> str:
     return "\n".join(lines)
 
 
+def save_cells(cells: dict[tuple[str, str], Cell], path: Path, header: str) -> None:
+    """Write a campaign's cells as JSON, so campaigns run side by side (mutant ranges) add up in --merge."""
+    rows = [{"format": fmt, "command": command, "runs": c.runs, "codes": {str(k): n for k, n in c.codes.items()},
+             "signals": c.signals, "tracebacks": c.tracebacks, "hangs": c.hangs, "over_rss": c.over_rss,
+             "nan_shown": c.nan_shown, "examples": c.examples} for (fmt, command), c in cells.items()]
+    path.write_text(json.dumps({"header": header, "cells": rows}, indent=1))
+
+
+def merge_cells(paths: list[Path]) -> tuple[list[str], dict[tuple[str, str], Cell]]:
+    """Add up saved campaigns cell by cell; returns their headers and the summed cells."""
+    headers, cells = [], defaultdict(Cell)
+    for path in paths:
+        saved = json.loads(path.read_text())
+        headers.append(saved["header"])
+        for row in saved["cells"]:
+            cell = cells[(row["format"], row["command"])]
+            cell.runs += row["runs"]
+            cell.codes.update({int(k): n for k, n in row["codes"].items()})
+            for name in ("signals", "tracebacks", "hangs", "over_rss", "nan_shown"):
+                setattr(cell, name, getattr(cell, name) + row[name])
+            cell.examples += row["examples"]
+    return headers, cells
+
+
 def passed(cells: dict[tuple[str, str], Cell]) -> bool:
     return all(not (c.signals or c.codes.get(1) or c.tracebacks or c.hangs or c.nan_shown or c.over_rss)
                for c in cells.values())
@@ -631,10 +658,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recycle", type=int, default=100, help="fresh worker after this many mutants")
     parser.add_argument("--corpus", type=Path, default=REPO / "build" / "fuzz-corpus")
     parser.add_argument("--only", help="FORMAT:INDEX: replay one mutant")
+    parser.add_argument("--save", type=Path, help="also write the table's cells as JSON (for --merge)")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                        help="print the sum of campaigns saved with --save (mutant ranges run side by side)")
     args = parser.parse_args(argv)
     if args.worker:
         worker_main()
         return 0
+    if args.merge:
+        headers, cells = merge_cells(args.merge)
+        print("\n".join(f"part: {h}" for h in headers))
+        print(table(cells))
+        ok = passed(cells)
+        print("bar (0 signals, 0 exit 1, 0 tracebacks, 0 hangs, 0 NaN, 0 over RSS):", "met" if ok else "MISSED")
+        return 0 if ok else 1
     formats = [f for f in args.formats.split(",") if f]
     unknown = sorted(set(formats) - set(FORMATS))
     if unknown:
@@ -647,8 +684,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     cells = campaign(corpus, formats, args.mutants, args.seed, args.time_limit, args.rss_limit_mb, args.minutes,
                      args.recycle, args.commands.split(",") if args.commands else None, only, first=args.first)
-    print(f"edgex fuzz campaign: seed {args.seed}, mutants {args.first}.. (up to {args.mutants} per format), "
-          f"{(time.time() - started) / 60:.1f} min on {this_machine()}")
+    header = (f"edgex fuzz campaign: seed {args.seed}, mutants {args.first}.. (up to {args.mutants} per format), "
+              f"{(time.time() - started) / 60:.1f} min on {this_machine()}")
+    print(header)
+    if args.save:
+        save_cells(cells, args.save, header)
     print(f"limits: {args.time_limit:.0f} s per run (hang), {args.rss_limit_mb:.0f} MB peak RSS")
     print(table(cells))
     ok = passed(cells)

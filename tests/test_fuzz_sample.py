@@ -39,3 +39,18 @@ def test_a_seeded_fuzz_sample_meets_the_bar(tiny_model, images_dir, tmp_path_fac
     # the sample is not vacuous: damaged files are refused with documented codes (65, 66, 2, 4) or pass
     codes = {code for cell in cells.values() for code in cell.codes}
     assert 65 in codes and codes <= {0, 2, 4, 65, 66, 77}, report
+
+
+def test_campaigns_saved_side_by_side_add_up_in_merge(tmp_path):
+    fuzz = load_fuzz()
+    first, second = fuzz.Cell(runs=3, signals=1), fuzz.Cell(runs=2)
+    first.codes.update({0: 2, 65: 1})
+    second.codes.update({65: 2})
+    fuzz.save_cells({("onnx", "check"): first}, tmp_path / "a.json", "part a")
+    fuzz.save_cells({("onnx", "check"): second, ("tflite", "check"): fuzz.Cell(runs=1)}, tmp_path / "b.json", "b")
+    headers, cells = fuzz.merge_cells([tmp_path / "a.json", tmp_path / "b.json"])
+    assert headers == ["part a", "b"]
+    merged = cells[("onnx", "check")]
+    assert (merged.runs, dict(merged.codes), merged.signals) == (5, {0: 2, 65: 3}, 1)
+    assert cells[("tflite", "check")].runs == 1
+    assert not fuzz.passed(cells)  # the signal of part a is not lost in the sum
