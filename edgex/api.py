@@ -84,7 +84,8 @@ def convert(
     a folder of a few hundred images). `classes`: names in output order, recorded in the manifests.
     `layout`: the artifacts' input layout, NHWC (default, what phone and Pi apps feed) or NCHW.
     `progress`: status lines and bars on stderr, as the CLI prints them (False: silent; `reporter` replaces them).
-    int8 tries each target's recipes in order and keeps the first that passes parity; `recipe` forces one.
+    int8 publishes the fastest recipe that passes parity (ONNX; the other targets the first that passes);
+    `recipe` forces one.
 
     Raises an `edgex.errors.EdgexError` subclass on failure; `GateError.results` holds the Artifacts built.
     """

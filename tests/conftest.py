@@ -28,6 +28,14 @@ def pytest_configure(config) -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cli_fork_server() -> None:
+    """Start this worker's fork server for CLI calls (tests/cli_calls.py) while the first test sets up."""
+    from cli_calls import start_server
+
+    start_server()
+
+
 @pytest.fixture(scope="session")
 def images_dir(tmp_path_factory) -> Path:
     return build_once(run_shared_dir(tmp_path_factory, "images"), write_images)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +70,18 @@ def build_once(folder: Path, build) -> Path:
     return folder
 
 
+def record_run(output: Path, done: subprocess.CompletedProcess) -> None:
+    """Keep a shared conversion's stdout and stderr beside its output, for the tests that check them."""
+    output.with_name(output.name + ".stdout").write_text(done.stdout)
+    output.with_name(output.name + ".stderr").write_text(done.stderr)
+
+
+def recorded_run(output: Path) -> tuple[str, str]:
+    """The stdout and stderr that record_run kept for `output`."""
+    return (output.with_name(output.name + ".stdout").read_text(),
+            output.with_name(output.name + ".stderr").read_text())
+
+
 def make_image(kind: int, rng: np.random.Generator, height: int = 90, width: int = 120) -> np.ndarray:
     """A noisy synthetic picture whose pattern (and colour) encodes its class."""
     yy, xx = np.mgrid[0:height, 0:width]
@@ -115,10 +126,10 @@ def build_tiny_model():
 
 
 def run_edgex(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run the CLI as a user would, in a child process (`env`: variables added to this one's)."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env or {}))
-    return subprocess.run([sys.executable, "-m", "edgex", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    """Run the CLI as a user would, in a fresh process (`env`: variables added to this one's; tests/cli_calls.py)."""
+    from cli_calls import run_cli
+
+    return run_cli([str(a) for a in args], env or {}, timeout)
 
 
 def leftovers(output: Path) -> list[Path]:

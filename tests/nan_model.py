@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from helpers import TINY_WEIGHTS, build_once, run_edgex, run_shared_dir
+from helpers import TINY_WEIGHTS, build_once, record_run, run_edgex, run_shared_dir
 
 NAN_TARGETS = ("onnx", "tflite")
 
@@ -52,8 +52,9 @@ def tiny_fp32_artifacts(tiny_model: Path, tmp_path_factory) -> Path:
     base = run_shared_dir(tmp_path_factory, "fp32-artifacts")
 
     def convert(_folder: Path) -> None:
-        done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--output", base, "-q")
+        done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--output", base, "--json", "-q")
         assert done.returncode == 0, done.stderr
+        record_run(base, done)
 
     return build_once(base / "tiny_xception", convert)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from helpers import build_once, run_edgex, run_shared_dir
+from helpers import build_once, record_run, run_edgex, run_shared_dir
 
 
 def tiny_int8_artifacts(tiny_model: Path, images_dir: Path, tmp_path_factory) -> Path:
@@ -17,8 +17,9 @@ def tiny_int8_artifacts(tiny_model: Path, images_dir: Path, tmp_path_factory) ->
 
     def convert(_folder: Path) -> None:
         done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--int8", "--calib-data", images_dir,
-                         "--calib-size", "24", "--output", base, "-q")
+                         "--calib-size", "24", "--output", base, "--json", "-q")
         assert done.returncode == 0, done.stderr
+        record_run(base, done)
 
     return build_once(base / "tiny_xception", convert)
 

@@ -3,7 +3,9 @@
 import json
 
 import pytest
-from helpers import CLASSES, leftovers, run_edgex
+from helpers import CLASSES, leftovers, recorded_run, run_edgex
+from nan_model import tiny_fp32_artifacts
+from test_bench_fixtures import tiny_int8_artifacts
 
 MANIFEST_KEYS = {"edgex_version", "source", "target", "precision", "files", "inputs", "outputs", "classes",
                  "preprocess", "calibration", "parity", "versions", "timings_s"}
@@ -11,12 +13,11 @@ MANIFEST_KEYS = {"edgex_version", "source", "target", "precision", "files", "inp
 
 @pytest.fixture(scope="module")
 def int8_run(tiny_model, images_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("int8")
-    done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--int8", "--calib-data", images_dir,
-                     "--calib-size", "24", "--output", out, "--json", "-q")
-    assert done.returncode == 0, done.stderr
-    assert done.stderr == "", f"-q must keep TensorFlow's, tf2onnx's and NNCF's logs off the terminal: {done.stderr}"
-    return out, json.loads(done.stdout)
+    """The shared int8 conversion (`convert --target all --int8 --calib-size 24 --json -q`), read only."""
+    out = tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory).parent
+    stdout, stderr = recorded_run(out)
+    assert stderr == "", f"-q must keep TensorFlow's, tf2onnx's and NNCF's logs off the terminal: {stderr}"
+    return out, json.loads(stdout)
 
 
 def test_int8_all_targets_pass_parity(int8_run):
@@ -87,14 +88,15 @@ def test_openvino_int8_has_fake_quantize_and_rt_info(int8_run):
     assert json.loads(model.get_rt_info(["edgex", "classes"]).astype(str)) == CLASSES
 
 
-def test_fp32_all_targets_match_closely_and_ran_in_f32(tiny_model, images_dir, tmp_path):
-    done = run_edgex("convert", "--model", tiny_model, "--calib-data", images_dir, "--output", tmp_path,
-                     "--json", "-q")
-    assert done.returncode == 0, done.stderr
-    for result in json.loads(done.stdout)["results"]:
+def test_fp32_all_targets_match_closely_and_ran_in_f32(tiny_model, tmp_path_factory):
+    out = tiny_fp32_artifacts(tiny_model, tmp_path_factory)  # `convert --target all --json -q`, shared
+    stdout, stderr = recorded_run(out.parent)
+    results = json.loads(stdout)["results"]
+    assert {r["target"] for r in results} == {"onnx", "openvino", "tflite"} and stderr == ""
+    for result in results:
         assert result["parity"]["agreement"] == 1.0
         assert result["parity"]["max_abs"] < 1e-3
-    manifest = json.loads((tmp_path / "tiny_xception" / "openvino-fp32" / "manifest.json").read_text())
+    manifest = json.loads((out / "openvino-fp32" / "manifest.json").read_text())
     assert manifest["parity"]["runtime"]["inference_precision"] == "f32"
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,10 +20,8 @@ U8S8_PASSES_HERE = isa_class() != "x86-avx2"
 
 
 def _convert(tiny_model, images_dir, out, *extra, env=None):
-    args = [sys.executable, "-m", "edgex", "convert", "--model", str(tiny_model), "--target", "onnx", "--int8",
-            "--calib-data", str(images_dir), "--calib-size", "24", "--output", str(out), *extra]
-    return subprocess.run(args, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+    return run_edgex("convert", "--model", tiny_model, "--target", "onnx", "--int8", "--calib-data", images_dir,
+                     "--calib-size", "24", "--output", out, *extra, env=env)
 
 
 def test_recipe_lists_put_portable_recipes_first():
