@@ -563,9 +563,12 @@ def judge(cell: Cell, outcome: dict, folder: Path, rss_limit_mb: float, what: st
 
 def campaign(corpus: dict[str, Path], formats: list[str], mutants: int, seed: int, limit: float,
              rss_limit_mb: float, minutes: float | None, recycle: int, commands: list[str] | dict | None = None,
-             only: tuple[str, int] | None = None, log=print, first: int = 0) -> dict[tuple[str, str], Cell]:
+             only: tuple[str, int] | None = None, log=print, first: int = 0, checkpoint=None,
+             stop=lambda: False) -> dict[tuple[str, str], Cell]:
     """Every mutant of every format through its commands (all, a list, or a dict format -> commands),
-    round-robin over formats so a --minutes budget leaves every row with runs; returns the table's cells."""
+    round-robin over formats so a --minutes budget leaves every row with runs; returns the table's cells.
+    `checkpoint(cells, index)` runs after each mutant index is done for every format; `stop()` true ends
+    the campaign before the next index (a SIGTERM in main), so a long campaign can end early and keep its table."""
     cells: dict[tuple[str, str], Cell] = defaultdict(Cell)
     deadline = time.monotonic() + minutes * 60 if minutes else None
     worker = None
@@ -573,6 +576,8 @@ def campaign(corpus: dict[str, Path], formats: list[str], mutants: int, seed: in
     try:
         indices = [only[1]] if only else range(first, first + mutants)
         for index in indices:
+            if stop():
+                return cells
             for fmt in [only[0]] if only else formats:
                 if deadline and time.monotonic() > deadline:
                     return cells
@@ -592,6 +597,8 @@ def campaign(corpus: dict[str, Path], formats: list[str], mutants: int, seed: in
                         worker = None
                     judge(cells[(fmt, command)], outcome, folder, rss_limit_mb, f"{fmt}:{index} {what}")
                     shutil.rmtree(folder, ignore_errors=True)
+            if checkpoint is not None:
+                checkpoint(cells, index)
             if index % 10 == 9:
                 log(f"... {index + 1} mutants per format done", file=sys.stderr)
     finally:
@@ -682,10 +689,24 @@ def main(argv: list[str] | None = None) -> int:
         only = (fmt, int(index))
     corpus = build_corpus(args.corpus)
     started = time.time()
+    done = {"last": None}
+
+    def describe() -> str:
+        reached = "" if done["last"] is None else f"{done['last']}"
+        return (f"edgex fuzz campaign: seed {args.seed}, mutants {args.first}..{reached} (up to {args.mutants} "
+                f"per format), {(time.time() - started) / 60:.1f} min on {this_machine()}")
+
+    def checkpoint(cells, index) -> None:
+        done["last"] = index
+        if args.save:
+            save_cells(cells, args.save, describe())
+
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     cells = campaign(corpus, formats, args.mutants, args.seed, args.time_limit, args.rss_limit_mb, args.minutes,
-                     args.recycle, args.commands.split(",") if args.commands else None, only, first=args.first)
-    header = (f"edgex fuzz campaign: seed {args.seed}, mutants {args.first}.. (up to {args.mutants} per format), "
-              f"{(time.time() - started) / 60:.1f} min on {this_machine()}")
+                     args.recycle, args.commands.split(",") if args.commands else None, only, first=args.first,
+                     checkpoint=checkpoint, stop=lambda: bool(stopping))
+    header = describe()
     print(header)
     if args.save:
         save_cells(cells, args.save, header)

@@ -54,3 +54,11 @@ def test_campaigns_saved_side_by_side_add_up_in_merge(tmp_path):
     assert (merged.runs, dict(merged.codes), merged.signals) == (5, {0: 2, 65: 3}, 1)
     assert cells[("tflite", "check")].runs == 1
     assert not fuzz.passed(cells)  # the signal of part a is not lost in the sum
+
+
+def test_a_stopped_campaign_ends_before_its_next_mutant(tmp_path):
+    fuzz = load_fuzz()
+    calls = []
+    cells = fuzz.campaign({}, ["onnx"], 5, seed=0, limit=1, rss_limit_mb=1, minutes=None, recycle=1,
+                          checkpoint=lambda *a: calls.append(a), stop=lambda: True)
+    assert dict(cells) == {} and calls == []  # nothing ran, no worker was started
