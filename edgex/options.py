@@ -167,6 +167,21 @@ class BenchSettings:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def check(self) -> None:
+        """Refuse settings no run can finish with (a run YAML's or the flags'), before anything is timed:
+        a value out of BENCH_LIMITS, or a min_seconds the runner's own timeout would cut short on every row."""
+        from edgex.errors import UsageError
+
+        for name, (low, high) in BENCH_LIMITS.items():
+            value = getattr(self, name)
+            if value is not None and not low <= value <= high:  # NaN fails too
+                flag = "--timeout" if name == "timeout_s" else f"--{name.replace('_', '-')}"
+                raise UsageError(f"bench setting {name} ({flag}) is {value}; it must be from {low} to {high}")
+        if self.latency and self.min_seconds >= self.timeout_s:
+            raise UsageError(f"bench min_seconds ({self.min_seconds:g}) is not below the runner's timeout "
+                             f"({self.timeout_s:g} s): every artifact would time out",
+                             "Lower min_seconds (--min-seconds) or raise timeout (--timeout).")
+
     def runner_args(self) -> list[str]:
         if self.latency:
             timing = ["--min-runs", self.min_runs, "--min-seconds", self.min_seconds, "--warmup", self.warmup]
@@ -212,6 +227,9 @@ RECIPE_CHOICE = RecipeChoice()
 PARITY = ParityOptions()
 BUDGET = BudgetOptions()
 PORT = PortOptions()
+# What a bench setting may be (inclusive): beyond these a run cannot end in reasonable time or memory.
+BENCH_LIMITS = {"threads": (1, 1024), "min_runs": (1, 1_000_000), "warmup": (0, 1_000_000), "batch": (1, 1024),
+                "streams": (1, 256), "min_seconds": (0, 86_400), "timeout_s": (1, 7 * 86_400)}
 BENCH = BenchSettings()
 COMPARE = CompareOptions()
 TF2ONNX_ONE_CHILD_MB = 32  # a smaller SavedModel is frozen and converted in one child (converters/onnx.py)

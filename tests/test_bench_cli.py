@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,16 @@ def test_missing_artifact_path_is_one_line_66(tmp_path):
 def test_nonpositive_runs_is_a_usage_error(tiny_artifacts):
     done = run_edgex("bench", tiny_artifacts, "--min-runs", "0")
     assert done.returncode == 2 and "--min-runs must be at least 1" in done.stderr
+
+
+def test_settings_no_run_can_finish_with_are_usage_errors_before_timing():
+    from edgex.errors import UsageError
+    from edgex.options import BenchSettings
+
+    for settings, needle in ((BenchSettings(min_seconds=60, timeout_s=30), "not below the runner's timeout"),
+                             (BenchSettings(batch=10**9), "batch (--batch) is 1000000000"),
+                             (BenchSettings(min_seconds=float("nan")), "min_seconds (--min-seconds) is nan")):
+        with pytest.raises(UsageError, match=re.escape(needle)):
+            settings.check()
+    BenchSettings().check()
+    BenchSettings(min_seconds=60, timeout_s=30, latency=False).check()  # eval: the runner times one run only

@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     settings = BenchSettings(threads=args.threads, min_runs=args.min_runs, min_seconds=args.min_seconds,
                              warmup=args.warmup, batch=args.batch, streams=args.streams, floor=args.floor,
                              device=args.device, timeout_s=args.timeout)
+    settings.check()
     return run_and_report(args, settings)
 
 

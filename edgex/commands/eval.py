@@ -39,4 +39,5 @@ def run(args: argparse.Namespace) -> int:
     check_remote_arguments(args)
     check_scale_arguments(args)
     settings = BenchSettings(threads=args.threads, batch=args.batch, latency=False)
+    settings.check()
     return run_and_report(args, settings)

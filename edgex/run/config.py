@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgex.errors import DataError, MissingInputError, UsageError
-from edgex.options import PRECISIONS, EvaluationOptions, RunOptions, yaml_schema
+from edgex.options import PRECISIONS, BenchSettings, EvaluationOptions, RunOptions, from_yaml, yaml_schema
 
 
 def validate(config, schema: dict | None = None, where: str = "") -> None:
@@ -132,6 +132,11 @@ def plan_from_config(path: Path) -> PipelinePlan:
         precisions=precisions, convert=convert, eval_data=resolve(evaluation.get("data")),
         use_source=evaluation.get("source", EvaluationOptions.source), bench=dict(config.get("bench", {})),
     )
+    try:  # a bench section no run can finish with is refused before anything is converted
+        from_yaml(BenchSettings, plan.bench).check()
+    except UsageError as error:
+        error.message = f"{error.message} in {path}"
+        raise
     plan.skipped = [f"{t}-{p}: {t} has no {p} precision" for p in precisions for t in targets
                     if p not in TARGETS[t].precisions]
     plan.compare = _compare_step(config.get("compare"), resolve, path)
