@@ -30,7 +30,8 @@ def _one_line_error(done, code: int) -> str:
     ("model: m.keras\ntargets: [tflit]\n", ["unknown target 'tflit'", "Did you mean 'tflite'?"]),
     ("targets: [onnx]\n", ["names no model"]),
     # found by the fuzz campaign (yaml:138): a run that would time every artifact out after 30 minutes
-    ("model: m.keras\nbench: {min_seconds: 4294967297}\n", ["bench setting min_seconds (--min-seconds) is 4294967297", "from 0 to 86400"]),
+    ("model: m.keras\nbench: {min_seconds: 4294967297}\n",
+     ["bench setting min_seconds (--min-seconds) is 4294967297", "from 0 to 86400"]),
     ("model: m.keras\nbench: {batch: 4294967297}\n", ["bench setting batch (--batch) is 4294967297", "1 to 1024"]),
 ])
 def test_config_errors_name_the_key_and_suggest_a_fix(tmp_path, text, needles):

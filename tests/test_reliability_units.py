@@ -156,3 +156,23 @@ def test_deferred_signals_land_after_the_critical_block():
         os.kill(os.getpid(), signal.SIGINT)
         reached_end = True
     assert reached_end
+
+
+def test_a_damaged_hdf5_dataspace_is_bad_data_not_an_internal_error(tmp_path, monkeypatch):
+    """Found by the fuzz campaign (h5:131): h5py raises RuntimeError on a dataspace of 2**33 + 1 elements."""
+    import keras
+    from helpers import build_tiny_model
+
+    from edgex.errors import DataError
+    from edgex.sources.load import load_source
+
+    path = tmp_path / "tiny.h5"
+    build_tiny_model().save(path)
+
+    def damaged(*_args, **_kwargs):
+        raise RuntimeError("Can't synchronously determine if attribute exists by name (dataspace dim 0 size of "
+                           "8589934593 is greater than maxdim size of 1)")
+
+    monkeypatch.setattr(keras.saving, "load_model", damaged)
+    with pytest.raises(DataError, match="cannot load Keras model .*dataspace dim 0"):
+        load_source(path, trust_model=True)

@@ -118,7 +118,13 @@ def test_a_sidecar_whose_values_have_the_wrong_type_or_size_are_bad_data(weights
             ("config", {**config, "channels": [8, 8, 16, 32, 88, -128, 192, 256]}, "channels must be an integer"),
             ("config", {**config, "middle_blocks": 2**40}, "middle_blocks must be an integer from 0 to 64"),
             ("config", {**config, "num_classes": 4.0}, "num_classes must be an integer"),
-            ("preprocess", {**sidecar["preprocess"], "height": 1e308}, "height is 1e[+]308, not a size")):
+            ("preprocess", {**sidecar["preprocess"], "height": 1e308}, "height is 1e[+]308, not a size"),
+            # and on the next run (mutants 106..): each was exit 1 in convert or predict
+            ("config", {**config, "bn_epsilon": "f16"}, "bn_epsilon must be a number above 0"),
+            ("config", {**config, "dropout": float("nan")}, "dropout must be a number from 0"),
+            ("classes", -1, "classes must be a list of names, got int"),
+            ("classes", True, "classes must be a list of names, got bool"),
+            ("preprocess", {**sidecar["preprocess"], "width": 1}, "Xception needs at least 71x71")):
         sidecar_path(path).write_text(json.dumps({**sidecar, key: value}))
         with pytest.raises(DataError, match=message):
             load_source(path)

@@ -60,6 +60,9 @@ class XceptionConfig:
         self.middle_blocks = _bounded_int("middle_blocks", self.middle_blocks, 0, MAX_MIDDLE_BLOCKS)
         self.num_classes = _bounded_int("num_classes", self.num_classes, 1, MAX_CLASSES)
         self.hidden_units = _bounded_int("hidden_units", self.hidden_units, 0, MAX_CHANNELS)
+        self.bn_epsilon = _bounded_float("bn_epsilon", self.bn_epsilon, 0.0, 1.0, low_open=True)
+        self.dropout = _bounded_float("dropout", self.dropout, 0.0, 1.0)
+        self.width = _bounded_float("width", self.width, 0.0, 64.0, low_open=True)
         if len(self.channels) != len(BASE_CHANNELS):
             raise ValueError(f"channels must list {len(BASE_CHANNELS)} widths, got {len(self.channels)}")
         if self.head not in HEADS:
@@ -95,6 +98,16 @@ def _bounded_int(name: str, value, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer from {low} to {high}, got {value!r}")
     return int(value)
+
+
+def _bounded_float(name: str, value, low: float, high: float, low_open: bool = False) -> float:
+    """A config number as stored (int or float, not bool or text), finite and within [low, high]
+    ((low, high] with `low_open`)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            (low < value if low_open else low <= value) and value <= high):  # NaN fails here too
+        raise ValueError(f"{name} must be a number {'above' if low_open else 'from'} {low} "
+                         f"{'and at most' if low_open else 'to'} {high}, got {value!r}")
+    return float(value)
 
 
 _ACTIVATIONS = {None: None, "linear": None, "relu": F.relu, "softmax": lambda x: F.softmax(x, dim=-1),

@@ -177,7 +177,7 @@ def _load_keras(path: Path, trust_model: bool, notes: list[str]):
                 "Pass --trust-model if you trust its author.",
             ) from exc
         raise DataError(f"cannot load Keras model {path}{written}: {keras2_file.short(exc)}") from exc
-    except (OSError, KeyError, TypeError) as exc:
+    except (OSError, KeyError, TypeError, RuntimeError) as exc:  # h5py: RuntimeError on a damaged dataspace
         raise DataError(f"cannot load Keras model {path}{written}: {keras2_file.short(exc)}",
                         None if legacy else "Is it a Keras 3 .keras file?") from exc
 

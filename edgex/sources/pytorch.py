@@ -58,6 +58,10 @@ def read_sidecar(path: Path, required: bool) -> dict | None:
         raise DataError(f"sidecar {path} is not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
         raise DataError(f"sidecar {path} is not an edgex sidecar (format {SIDECAR_FORMAT!r} expected)")
+    classes = data.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        raise DataError(f"sidecar {path}: classes must be a list of names, got {type(classes).__name__}",
+                        "Fix or remove its \"classes\" entry (or pass --classes).")
     return data
 
 
@@ -302,4 +306,10 @@ def load_torch_model(path: Path, trust_model: bool = False) -> tuple[TorchModel,
         preprocess = Preprocess.from_dict(sidecar["preprocess"])
     else:
         preprocess = default_preprocess(model, shape)
+    from edgex.models.torch_xception import MIN_INPUT_SIZE
+
+    if model.architecture == "xception" and min(preprocess.height, preprocess.width) < MIN_INPUT_SIZE:
+        raise DataError(f"the sidecar of {path.name} gives a {preprocess.height}x{preprocess.width} input; "
+                        f"Xception needs at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}",
+                        "Fix preprocess.height/width in the sidecar (edgex port writes the model's own size).")
     return model, preprocess, (sidecar or {}).get("classes")
