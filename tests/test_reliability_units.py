@@ -176,3 +176,16 @@ def test_a_damaged_hdf5_dataspace_is_bad_data_not_an_internal_error(tmp_path, mo
     monkeypatch.setattr(keras.saving, "load_model", damaged)
     with pytest.raises(DataError, match="cannot load Keras model .*dataspace dim 0"):
         load_source(path, trust_model=True)
+
+
+def test_a_keras_zip_whose_metadata_is_not_an_object_names_no_version(tmp_path):
+    """Found by the fuzz campaign (keras:301, keras:435): metadata.json holding a string or a number was exit 1."""
+    import zipfile
+
+    from edgex.sources.keras2_file import keras_version
+
+    for i, body in enumerate(('"3.15"', "7", "[1]")):
+        path = tmp_path / f"m{i}.keras"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("metadata.json", body)
+        assert keras_version(path) is None

@@ -44,12 +44,15 @@ def keras_version(path: Path) -> str | None:
             with zipfile.ZipFile(path) as archive:
                 if "metadata.json" not in archive.namelist():
                     return None
-                return str(json.loads(archive.read("metadata.json")).get("keras_version") or "") or None
+                metadata = json.loads(archive.read("metadata.json"))
+                if not isinstance(metadata, dict):  # damaged: the loader then says what is wrong with the file
+                    return None
+                return str(metadata.get("keras_version") or "") or None
         import h5py
 
         with h5py.File(path, "r") as handle:
             value = handle.attrs.get("keras_version")
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+    except (OSError, ValueError, KeyError, RuntimeError, zipfile.BadZipFile):  # h5py: RuntimeError when damaged
         return None
     return value.decode() if isinstance(value, bytes) else (str(value) if value is not None else None)
 
