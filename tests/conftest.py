@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import CLASSES, build_once, build_tiny_model, run_shared_dir, write_images
 
+_CACHE_MADE_HERE = pytest.StashKey[Path]()
+
 
 def pytest_configure(config) -> None:
     """A suite started in the background of a non-interactive shell inherits SIGINT ignored; Python then
@@ -17,15 +19,22 @@ def pytest_configure(config) -> None:
     import signal
     import tempfile
 
-    # Not the user's cache; one for all xdist workers of a run, so an fp32 ONNX export is made once per run.
-    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if run_id:
-        shared = Path(tempfile.gettempdir()) / f"edgex-test-cache-{run_id}"
-        shared.mkdir(exist_ok=True)
-        os.environ.setdefault("EDGEX_CACHE_DIR", str(shared))
-    os.environ.setdefault("EDGEX_CACHE_DIR", tempfile.mkdtemp(prefix="edgex-test-cache-"))
+    # Not the user's cache; one for all xdist workers of a run (they inherit the controller's environment), so
+    # an fp32 ONNX export is made once per run. Whoever made it removes it (pytest_unconfigure): each run's
+    # cache held about 90 MB, and /tmp kept them all.
+    if "EDGEX_CACHE_DIR" not in os.environ:
+        os.environ["EDGEX_CACHE_DIR"] = tempfile.mkdtemp(prefix="edgex-test-cache-")
+        config.stash[_CACHE_MADE_HERE] = Path(os.environ["EDGEX_CACHE_DIR"])
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_unconfigure(config) -> None:
+    import shutil
+
+    made = config.stash.get(_CACHE_MADE_HERE, None)
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
