@@ -1,8 +1,9 @@
 """`edgex check PATH`: is this model file or artifact safe and sound to use? Nothing in it is run.
 
 For a model file: the format sniffed from its bytes (a misnamed file is named), the trust policy,
-ONNX external data, TFLite/IR structure, then a parse in a child process. For an artifact folder:
-the manifest, every listed file's size and sha256, then its model file. Exit 0 when it passes.
+ONNX external data, TFLite/IR structure, a parse in a child process, then every weight byte where
+that parse did not read it (SavedModel variables, torch zip CRCs, safetensors NaN: edgex.safety.contents).
+For an artifact folder: the manifest, every listed file's size and sha256, then its model file. Exit 0 when it passes.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from edgex.artifacts.manifest import MANIFEST, load_manifest, verify_files
+    from edgex.safety.contents import verify_contents
     from edgex.safety.model_file import check_model_file
     from edgex.safety.sniff import describe
 
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
                               "files": len(manifest["files"])}
         path = path / manifest["model_file"]
     model = check_model_file(path, trust_model=args.trust_model)
-    report.update(format=model.format, details=model.details)
+    report.update(format=model.format, details={**model.details, **verify_contents(model)})
     if args.json:
         print(json.dumps({"ok": True, **report}, indent=2, default=str))
     else:

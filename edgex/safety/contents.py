@@ -1,0 +1,50 @@
+"""What `edgex check` reads beyond the gate every load passes: every weight byte of the formats whose
+loaders only run in-process.
+
+The gate (`check_model_file`) parses ONNX, TFLite, OpenVINO IR and Keras files fully in a child. A
+SavedModel folder and the PyTorch zips it only sniffs: a bit flip in their weights passed `check` and
+failed the next `convert` or `predict` (found by benchmarks/fuzz.py). Here, still running none of the
+model's code: a SavedModel's graph protobuf is parsed and its operations looked up, and every variable
+read back through TensorFlow's checkpoint reader (which verifies each tensor's CRC32C); a torch zip's
+entries are read against their CRC-32; a safetensors file's float tensors are scanned for NaN.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+from edgex.errors import DataError
+from edgex.safety import sniff
+from edgex.safety.model_file import ModelFile
+
+_TORCH_ZIPS = {sniff.TORCH, sniff.TORCHSCRIPT, sniff.PT2}
+_IN_CHILD = {sniff.SAVED_MODEL: "saved_model_contents", sniff.SAFETENSORS: "safetensors_contents"}
+
+
+def verify_contents(model: ModelFile) -> dict:
+    """Read every weight of `model` where the gate did not; returns what was read, raises DataError (65)."""
+    if model.format in _TORCH_ZIPS:
+        return {"zip_entries_crc_checked": _check_zip_crcs(model.path, model.format)}
+    probe = _IN_CHILD.get(model.format)
+    if probe is None:
+        return {}
+    import sys
+
+    from edgex.safety.probe import run_probe
+
+    return run_probe([sys.executable, "-m", "edgex.safety.probe", probe, str(model.path)], model.path, model.format)
+
+
+def _check_zip_crcs(path: Path, fmt: str) -> int:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+            count = len(archive.infolist())
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise DataError(f"{path} is not a valid {sniff.describe(fmt, article=False)}: {exc}",
+                        "Re-save or re-download it.") from exc
+    if bad is not None:
+        raise DataError(f"{path} is not a valid {sniff.describe(fmt, article=False)}: entry {bad!r} fails its "
+                        "CRC-32 (damaged bytes)", "Re-save or re-download it.")
+    return count
