@@ -105,3 +105,15 @@ def test_a_nan_weight_in_safetensors_is_65_and_a_clean_file_passes(tmp_path):
     weights["bn.bias"][2] = np.nan
     _safetensors(bad, weights)
     assert_clean_failure(run_edgex("check", bad), 65, "bad.safetensors", "'bn.bias'", "1 NaN")
+
+
+def test_a_keras_model_with_a_nan_weight_is_65_naming_it(tiny_model, tmp_path):
+    """The gate's parse reads every HDF5 dataset of a .keras/.h5 already; a NaN in one is bad data, named."""
+    import keras
+
+    model = keras.models.load_model(tiny_model)
+    kernel, bias = model.layers[-1].get_weights()
+    bias[0] = np.nan
+    model.layers[-1].set_weights([kernel, bias])
+    model.save(tmp_path / "nan.keras")
+    assert_clean_failure(run_edgex("check", tmp_path / "nan.keras"), 65, "nan.keras", "1 NaN value(s)")

@@ -117,3 +117,10 @@ def test_the_bundles_predict_py_prints_the_same_line(nan_models, images_dir, tmp
     assert ran.stdout.strip().splitlines() == [f"{image}  {NAN_LINE} (4 NaN of 4 values): not a prediction"
                                                for image in images]
     assert "Traceback" not in ran.stderr
+
+
+def test_check_names_the_nan_weight_of_the_onnx_artifact(nan_models):
+    """`check` reads the weights (no run): the NaN bias is found before anything predicts."""
+    from failure_checks import assert_clean_failure
+
+    assert_clean_failure(run_edgex("check", nan_models / "onnx-fp32"), 65, "NaN value(s)", "model.onnx")

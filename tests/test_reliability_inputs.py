@@ -27,27 +27,33 @@ def test_nchw_for_an_nhwc_model_is_2_and_says_so(tiny_model, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def nan_model(tmp_path_factory):
-    """A small valid Keras model whose classifier weights are NaN: every output is NaN."""
+def nan_model(tmp_path_factory, request):
+    """A small valid Keras model whose every output is NaN/Inf: classifier weights that are NaN (found by
+    the load gate, naming the weight), or finite but overflowing float32 (found on the parity images)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
     inputs = keras.Input((96, 96, 3), name="image")
-    x = keras.layers.Conv2D(4, 3, strides=4)(inputs)
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    conv = keras.layers.Conv2D(4, 3, strides=4)
+    x = keras.layers.GlobalAveragePooling2D()(conv(inputs))
     dense = keras.layers.Dense(4)
     model = keras.Model(inputs, dense(x))
     kernel, bias = dense.get_weights()
-    dense.set_weights([np.full_like(kernel, np.nan), bias])
+    dense.set_weights([np.full_like(kernel, request.param), bias])
+    if np.isfinite(request.param):
+        conv_kernel, conv_bias = conv.get_weights()
+        conv.set_weights([np.full_like(conv_kernel, request.param), conv_bias])
     path = tmp_path_factory.mktemp("nan") / "nan_model.keras"
     model.save(path)
     return path
 
 
-def test_nan_producing_model_is_65_and_writes_no_artifact(nan_model, images_dir, tmp_path):
+@pytest.mark.parametrize("nan_model, reason", [(np.nan, "holds"), (3e38, "NaN/Inf")], indirect=["nan_model"],
+                         ids=["nan-weights", "overflowing-weights"])
+def test_nan_producing_model_is_65_and_writes_no_artifact(nan_model, reason, images_dir, tmp_path):
     done = run_edgex("convert", "--model", nan_model, "--target", "onnx", "--int8", "--calib-data", images_dir,
                      "--calib-size", "8", "--output", tmp_path / "out")
-    assert_clean_failure(done, 65, "NaN/Inf", "nan_model.keras", output=tmp_path / "out")
+    assert_clean_failure(done, 65, "NaN", reason, "nan_model.keras", output=tmp_path / "out")
 
 
 def test_check_input_fits_cases():

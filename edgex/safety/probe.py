@@ -68,10 +68,15 @@ def signal_name(returncode: int) -> str:
 
 
 def _parse_onnx(path: Path) -> dict:
+    import numpy as np
     import onnx
+    from onnx import numpy_helper
 
     onnx.checker.check_model(str(path), full_check=True)
     model = onnx.load(str(path), load_external_data=False)
+    for initializer in model.graph.initializer:
+        if initializer.data_location != onnx.TensorProto.EXTERNAL:
+            _no_nan(initializer.name, numpy_helper.to_array(initializer), np)
     return {"inputs": [_onnx_value(v) for v in model.graph.input], "outputs": [_onnx_value(v) for v in
                                                                                model.graph.output]}
 
@@ -105,12 +110,14 @@ def _parse_openvino(path: Path) -> dict:
 
 
 def _walk_hdf5(handle) -> dict:
+    import numpy as np
+
     count = 0
 
-    def visit(_name, obj):
+    def visit(name, obj):
         nonlocal count
         if hasattr(obj, "shape") and hasattr(obj, "dtype"):
-            obj[()]  # read every dataset: exercises the whole parser
+            _no_nan(name, obj[()], np)  # read every dataset: exercises the whole parser
             count += 1
 
     handle.visititems(visit)
