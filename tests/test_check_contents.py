@@ -117,3 +117,15 @@ def test_a_keras_model_with_a_nan_weight_is_65_naming_it(tiny_model, tmp_path):
     model.layers[-1].set_weights([kernel, bias])
     model.save(tmp_path / "nan.keras")
     assert_clean_failure(run_edgex("check", tmp_path / "nan.keras"), 65, "nan.keras", "1 NaN value(s)")
+
+
+def test_an_openvino_ir_with_a_nan_constant_is_65_naming_it(tmp_path):
+    import openvino as ov
+    from openvino import opset8 as ops
+
+    image = ops.parameter([1, 4], np.float32, name="image")
+    bias = np.ones((1, 4), np.float32)
+    bias[0, 1] = np.nan
+    model = ov.Model([ops.add(image, ops.constant(bias, name="head_bias"))], [image], "m")
+    ov.save_model(model, str(tmp_path / "model.xml"), compress_to_fp16=False)
+    assert_clean_failure(run_edgex("check", tmp_path / "model.xml"), 65, "'head_bias'", "1 NaN")

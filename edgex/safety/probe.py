@@ -102,9 +102,13 @@ def _tflite_value(detail: dict) -> dict:
 
 
 def _parse_openvino(path: Path) -> dict:
+    import numpy as np
     import openvino as ov
 
     model = ov.Core().read_model(str(path), str(path.with_suffix(".bin")))
+    for op in model.get_ops():
+        if op.get_type_name() == "Constant" and op.get_output_element_type(0) in (ov.Type.f16, ov.Type.f32):
+            _no_nan(op.get_friendly_name(), op.get_data(), np)
     return {"inputs": [{"name": p.get_any_name(), "shape": str(p.get_partial_shape())} for p in model.inputs],
             "outputs": [{"name": p.get_any_name(), "shape": str(p.get_partial_shape())} for p in model.outputs]}
 
