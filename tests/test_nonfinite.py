@@ -119,8 +119,9 @@ def test_the_bundles_predict_py_prints_the_same_line(nan_models, images_dir, tmp
     assert "Traceback" not in ran.stderr
 
 
-def test_check_names_the_nan_weight_of_the_onnx_artifact(nan_models):
+@pytest.mark.parametrize("target", NAN_TARGETS)
+def test_check_names_the_nan_weight_of_the_artifact(nan_models, target):
     """`check` reads the weights (no run): the NaN bias is found before anything predicts."""
     from failure_checks import assert_clean_failure
 
-    assert_clean_failure(run_edgex("check", nan_models / "onnx-fp32"), 65, "NaN value(s)", "model.onnx")
+    assert_clean_failure(run_edgex("check", nan_models / f"{target}-fp32"), 65, "NaN value(s)", f"model.{target}")

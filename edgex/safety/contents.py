@@ -6,7 +6,8 @@ SavedModel folder and the PyTorch zips it only sniffs: a bit flip in their weigh
 failed the next `convert` or `predict` (found by benchmarks/fuzz.py). Here, still running none of the
 model's code: a SavedModel's graph protobuf is parsed and its operations looked up, and every variable
 read back through TensorFlow's checkpoint reader (which verifies each tensor's CRC32C); a torch zip's
-entries are read against their CRC-32; a safetensors file's float tensors are scanned for NaN.
+entries are read against their CRC-32; a safetensors file's float tensors and a TFLite model's float
+constants are scanned for NaN (ONNX, OpenVINO and Keras weights are scanned by the gate's parse).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from edgex.safety import sniff
 from edgex.safety.model_file import ModelFile
 
 _TORCH_ZIPS = {sniff.TORCH, sniff.TORCHSCRIPT, sniff.PT2}
-_IN_CHILD = {sniff.SAVED_MODEL: "saved_model_contents", sniff.SAFETENSORS: "safetensors_contents"}
+_IN_CHILD = {sniff.SAVED_MODEL: "saved_model_contents", sniff.SAFETENSORS: "safetensors_contents",
+             sniff.TFLITE: "tflite_contents"}
 
 
 def verify_contents(model: ModelFile) -> dict:
