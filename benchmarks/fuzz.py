@@ -4,6 +4,8 @@
     # side by side, one per core, then one table:
     python benchmarks/fuzz.py --first 0 --mutants 250 --save a.json & python benchmarks/fuzz.py --first 250 \
         --mutants 250 --save b.json; wait; python benchmarks/fuzz.py --merge a.json b.json
+    # after fixing what mutant 131 of h5 found: replay it, pass it last, its new verdicts replace the old
+    python benchmarks/fuzz.py --only h5:131 --save fix.json; python benchmarks/fuzz.py --merge a.json b.json fix.json
 
 Formats: the artifacts (onnx, openvino xml+bin, tflite; each model file mutated and the manifest re-signed:
 sizes and sha256 updated, as anyone who controls the folder can do), the sources edgex opens (.keras zip,
@@ -70,6 +72,19 @@ def this_machine() -> str:
     name = fields.get("model name", "unknown CPU")
     return (f"{name} (family {fields.get('cpu family', '?')} model {fields.get('model', '?')}), "
             f"{len(os.sched_getaffinity(0))} cores, {isa_class()}")
+
+
+def code_version() -> str:
+    """The commit the campaign's edgex is (with "+changes" for a modified work tree): parts run on different
+    code say so in the merged table."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=30).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit or "unknown") + ("+changes" if dirty else "")
 
 
 def commands_for(fmt: str) -> tuple[str, ...]:
@@ -531,34 +546,50 @@ class Cell:
     over_rss: int = 0
     nan_shown: int = 0
     examples: list = field(default_factory=list)
+    mutants: dict = field(default_factory=dict)  # index -> its verdict, so a later replay can replace it
+
+    def add(self, verdict: dict, index: int | None = None) -> None:
+        """Count one mutant's verdict (what judge() decided); keep the first few offenders as examples."""
+        self.runs += 1
+        if verdict.get("hang"):
+            self.hangs += 1
+        elif verdict.get("signal"):
+            self.signals += 1
+        else:
+            self.codes[verdict["code"]] += 1
+            self.tracebacks += bool(verdict.get("traceback"))
+            self.nan_shown += bool(verdict.get("nan"))
+            self.over_rss += bool(verdict.get("over_rss"))
+        if verdict.get("bad") and len(self.examples) < 3:
+            self.examples.append(verdict["bad"])
+        if index is not None:
+            self.mutants[index] = verdict
 
 
-def judge(cell: Cell, outcome: dict, folder: Path, rss_limit_mb: float, what: str) -> None:
-    """Add one mutant's outcome to its cell; keep the first few offending mutants as examples."""
-    cell.runs += 1
+def judge(cell: Cell, outcome: dict, folder: Path, rss_limit_mb: float, what: str, index: int | None = None) -> None:
+    """Decide one mutant's verdict from its outcome and output, and add it to its cell."""
+    verdict: dict = {}
     bad = None
     if outcome.get("hang"):
-        cell.hangs += 1
-        bad = "hang"
+        verdict["hang"], bad = True, "hang"
     elif outcome.get("signal"):
-        cell.signals += 1
-        bad = f"signal {outcome['signal']}"
+        verdict["signal"], bad = outcome["signal"], f"signal {outcome['signal']}"
     else:
-        code = outcome["code"]
-        cell.codes[code] += 1
+        code = verdict["code"] = outcome["code"]
         stdout = (folder / "stdout").read_text(errors="replace")
         stderr = (folder / "stderr").read_text(errors="replace")
         if "Traceback (most recent call last)" in stdout + stderr or code == 1:
-            cell.tracebacks += 1
+            verdict["traceback"] = True
             bad = f"exit {code}: " + (stderr.strip().splitlines() or [""])[-1][:200]
         if NAN_SHOWN.search(stdout):  # a value printed as nan/inf (JSON's NaN too); not the "NaN/Inf" error text
-            cell.nan_shown += 1
+            verdict["nan"] = True
             bad = bad or f"NaN shown: {stdout.strip()[:200]}"
         if outcome.get("peak_kb", 0) > rss_limit_mb * 1024:
-            cell.over_rss += 1
+            verdict["over_rss"] = True
             bad = bad or f"peak RSS {outcome['peak_kb'] // 1024} MB"
-    if bad and len(cell.examples) < 3:
-        cell.examples.append(f"{what}: {bad}")
+    if bad:
+        verdict["bad"] = f"{what}: {bad}"
+    cell.add(verdict, index)
 
 
 def campaign(corpus: dict[str, Path], formats: list[str], mutants: int, seed: int, limit: float,
@@ -595,7 +626,7 @@ def campaign(corpus: dict[str, Path], formats: list[str], mutants: int, seed: in
                     elif worker.jobs >= recycle:
                         worker.close()
                         worker = None
-                    judge(cells[(fmt, command)], outcome, folder, rss_limit_mb, f"{fmt}:{index} {what}")
+                    judge(cells[(fmt, command)], outcome, folder, rss_limit_mb, f"{fmt}:{index} {what}", index)
                     shutil.rmtree(folder, ignore_errors=True)
             if checkpoint is not None:
                 checkpoint(cells, index)
@@ -623,27 +654,40 @@ def table(cells: dict[tuple[str, str], Cell]) -> str:
 
 
 def save_cells(cells: dict[tuple[str, str], Cell], path: Path, header: str) -> None:
-    """Write a campaign's cells as JSON, so campaigns run side by side (mutant ranges) add up in --merge."""
+    """Write a campaign's cells as JSON, each with its mutants' verdicts, so campaigns run side by side (mutant
+    ranges) add up in --merge, and a replay of a mutant after a fix replaces its earlier verdict."""
     rows = [{"format": fmt, "command": command, "runs": c.runs, "codes": {str(k): n for k, n in c.codes.items()},
              "signals": c.signals, "tracebacks": c.tracebacks, "hangs": c.hangs, "over_rss": c.over_rss,
-             "nan_shown": c.nan_shown, "examples": c.examples} for (fmt, command), c in cells.items()]
+             "nan_shown": c.nan_shown, "examples": c.examples,
+             "mutants": {str(index): verdict for index, verdict in sorted(c.mutants.items())}}
+            for (fmt, command), c in cells.items()]
     path.write_text(json.dumps({"header": header, "cells": rows}, indent=1))
 
 
-def merge_cells(paths: list[Path]) -> tuple[list[str], dict[tuple[str, str], Cell]]:
-    """Add up saved campaigns cell by cell; returns their headers and the summed cells."""
-    headers, cells = [], defaultdict(Cell)
+def merge_cells(paths: list[Path]) -> tuple[list[str], dict[tuple[str, str], Cell], int]:
+    """Add up saved campaigns cell by cell; a later file's verdict on the same mutant (format, command, index)
+    replaces an earlier one: pass replays last. Returns the headers, the cells, and how many were replaced.
+    Files saved before verdicts were kept (no "mutants") add their counts as they are."""
+    headers, cells, verdicts, replaced = [], defaultdict(Cell), {}, 0
     for path in paths:
         saved = json.loads(path.read_text())
         headers.append(saved["header"])
         for row in saved["cells"]:
-            cell = cells[(row["format"], row["command"])]
+            key = (row["format"], row["command"])
+            if "mutants" in row:
+                for index, verdict in row["mutants"].items():
+                    replaced += (key, int(index)) in verdicts
+                    verdicts[(key, int(index))] = verdict
+                continue
+            cell = cells[key]
             cell.runs += row["runs"]
             cell.codes.update({int(k): n for k, n in row["codes"].items()})
             for name in ("signals", "tracebacks", "hangs", "over_rss", "nan_shown"):
                 setattr(cell, name, getattr(cell, name) + row[name])
             cell.examples += row["examples"]
-    return headers, cells
+    for (key, index), verdict in sorted(verdicts.items()):
+        cells[key].add(verdict, index)
+    return headers, cells, replaced
 
 
 def passed(cells: dict[tuple[str, str], Cell]) -> bool:
@@ -673,8 +717,10 @@ def main(argv: list[str] | None = None) -> int:
         worker_main()
         return 0
     if args.merge:
-        headers, cells = merge_cells(args.merge)
+        headers, cells, replaced = merge_cells(args.merge)
         print("\n".join(f"part: {h}" for h in headers))
+        if replaced:
+            print(f"{replaced} verdict(s) of earlier parts replaced by a later part's run of the same mutant")
         print(table(cells))
         ok = passed(cells)
         print("bar (0 signals, 0 exit 1, 0 tracebacks, 0 hangs, 0 NaN, 0 over RSS):", "met" if ok else "MISSED")
@@ -690,11 +736,14 @@ def main(argv: list[str] | None = None) -> int:
     corpus = build_corpus(args.corpus)
     started = time.time()
     done = {"last": None}
+    version = code_version()
 
     def describe() -> str:
         reached = "" if done["last"] is None else f"{done['last']}"
-        return (f"edgex fuzz campaign: seed {args.seed}, mutants {args.first}..{reached} (up to {args.mutants} "
-                f"per format), {(time.time() - started) / 60:.1f} min on {this_machine()}")
+        what = (f"replay of mutant {args.only}" if only else
+                f"mutants {args.first}..{reached} (up to {args.mutants} per format)")
+        return (f"edgex fuzz campaign: seed {args.seed}, {what}, code {version}, "
+                f"{(time.time() - started) / 60:.1f} min on {this_machine()}")
 
     def checkpoint(cells, index) -> None:
         done["last"] = index

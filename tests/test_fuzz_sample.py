@@ -43,17 +43,34 @@ def test_a_seeded_fuzz_sample_meets_the_bar(tiny_model, images_dir, tmp_path_fac
 
 def test_campaigns_saved_side_by_side_add_up_in_merge(tmp_path):
     fuzz = load_fuzz()
-    first, second = fuzz.Cell(runs=3, signals=1), fuzz.Cell(runs=2)
-    first.codes.update({0: 2, 65: 1})
-    second.codes.update({65: 2})
+    first, second = fuzz.Cell(), fuzz.Cell()
+    for index, verdict in enumerate([{"code": 0}, {"code": 0}, {"signal": "SIGSEGV", "bad": "onnx:2: signal"}]):
+        first.add(verdict, index)
+    for index in (3, 4):
+        second.add({"code": 65}, index)
     fuzz.save_cells({("onnx", "check"): first}, tmp_path / "a.json", "part a")
     fuzz.save_cells({("onnx", "check"): second, ("tflite", "check"): fuzz.Cell(runs=1)}, tmp_path / "b.json", "b")
-    headers, cells = fuzz.merge_cells([tmp_path / "a.json", tmp_path / "b.json"])
-    assert headers == ["part a", "b"]
+    headers, cells, replaced = fuzz.merge_cells([tmp_path / "a.json", tmp_path / "b.json"])
+    assert headers == ["part a", "b"] and replaced == 0
     merged = cells[("onnx", "check")]
-    assert (merged.runs, dict(merged.codes), merged.signals) == (5, {0: 2, 65: 3}, 1)
-    assert cells[("tflite", "check")].runs == 1
+    assert (merged.runs, dict(merged.codes), merged.signals) == (5, {0: 2, 65: 2}, 1)
     assert not fuzz.passed(cells)  # the signal of part a is not lost in the sum
+    # a replay of mutant 2 after the fix, passed last, replaces its verdict: same runs, the signal gone
+    replay = fuzz.Cell()
+    replay.add({"code": 65}, 2)
+    fuzz.save_cells({("onnx", "check"): replay}, tmp_path / "replay.json", "replay")
+    _, cells, replaced = fuzz.merge_cells([tmp_path / "a.json", tmp_path / "b.json", tmp_path / "replay.json"])
+    merged = cells[("onnx", "check")]
+    assert replaced == 1 and (merged.runs, dict(merged.codes), merged.signals) == (5, {0: 2, 65: 3}, 0)
+
+
+def test_a_part_saved_without_verdicts_adds_its_counts(tmp_path):
+    fuzz = load_fuzz()
+    row = {"format": "onnx", "command": "check", "runs": 3, "codes": {"0": 2, "1": 1}, "signals": 0,
+           "tracebacks": 1, "hangs": 0, "over_rss": 0, "nan_shown": 0, "examples": ["onnx:7: exit 1"]}
+    (tmp_path / "old.json").write_text(fuzz.json.dumps({"header": "old", "cells": [row]}))
+    _, cells, _ = fuzz.merge_cells([tmp_path / "old.json"])
+    assert cells[("onnx", "check")].runs == 3 and not fuzz.passed(cells)
 
 
 def test_a_stopped_campaign_ends_before_its_next_mutant(tmp_path):
