@@ -79,7 +79,7 @@ class Preprocess:
     @classmethod
     def from_dict(cls, data: dict) -> Preprocess:
         """A stored spec (manifest, sidecar): values of the wrong type are bad data (65), not a crash."""
-        from edgex.errors import DataError
+        from edgex.errors import DataError, UsageError
 
         if not isinstance(data, dict):
             raise DataError(f"the preprocessing spec is a {type(data).__name__}, not a mapping",
@@ -96,8 +96,9 @@ class Preprocess:
                 if key in kwargs:
                     kwargs[key] = tuple(float(v) for v in kwargs[key])
             return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise DataError(f"the preprocessing spec has an invalid value: {exc}",
+        except (TypeError, ValueError, UsageError) as exc:  # a file's bad value is bad data (65), not a usage error
+            reason = exc.message if isinstance(exc, UsageError) else exc
+            raise DataError(f"the preprocessing spec has an invalid value: {reason}",
                             "Rebuild the artifact (or sidecar) with edgex.") from exc
 
     def to_json(self) -> str:

@@ -129,3 +129,16 @@ def test_an_openvino_ir_with_a_nan_constant_is_65_naming_it(tmp_path):
     model = ov.Model([ops.add(image, ops.constant(bias, name="head_bias"))], [image], "m")
     ov.save_model(model, str(tmp_path / "model.xml"), compress_to_fp16=False)
     assert_clean_failure(run_edgex("check", tmp_path / "model.xml"), 65, "'head_bias'", "1 NaN")
+
+
+def test_a_torch_zip_entry_outside_its_folder_is_65(tmp_path):
+    """Found by the campaign (pt:6): PyTorch's reader refuses such an archive, and now check does too."""
+    import zipfile
+
+    import torch
+
+    path = tmp_path / "weights.pt"
+    torch.save({"w": torch.zeros(4)}, path)
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr("../evil", b"x")
+    assert_clean_failure(run_edgex("check", path), 65, "'../evil'", "outside the archive's folder weights/")

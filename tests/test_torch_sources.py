@@ -12,6 +12,8 @@ torch = pytest.importorskip("torch")
 from edgex.errors import DataError, MissingInputError, RefusedError  # noqa: E402
 from edgex.models.torch_xception import XceptionConfig, build_xception  # noqa: E402
 from edgex.preprocess import Preprocess  # noqa: E402
+from edgex.safety.contents import verify_contents  # noqa: E402
+from edgex.safety.model_file import check_model_file  # noqa: E402
 from edgex.sources.load import load_source  # noqa: E402
 from edgex.sources.pytorch import sidecar_path, write_sidecar  # noqa: E402
 
@@ -124,7 +126,13 @@ def test_a_sidecar_whose_values_have_the_wrong_type_or_size_are_bad_data(weights
             ("config", {**config, "dropout": float("nan")}, "dropout must be a number from 0"),
             ("classes", -1, "classes must be a list of names, got int"),
             ("classes", True, "classes must be a list of names, got bool"),
-            ("preprocess", {**sidecar["preprocess"], "width": 1}, "Xception needs at least 71x71")):
+            ("preprocess", {**sidecar["preprocess"], "width": 1}, "Xception needs at least 71x71"),
+            # found on 2026-12-03 (pt:1): a sidecar layout was a usage error (exit 2) though the file is at fault
+            ("preprocess", {**sidecar["preprocess"], "layout": "NHW"}, "tiny.json: .*unknown layout 'NHW'"),
+            ("module_layout", "NHW", "tiny.json: module_layout 'NHW' is neither NCHW nor NHWC")):
         sidecar_path(path).write_text(json.dumps({**sidecar, key: value}))
         with pytest.raises(DataError, match=message):
             load_source(path)
+        # `edgex check` reads the sidecar as the load does (edgex.safety.contents), before any weight
+        with pytest.raises(DataError, match=message):
+            verify_contents(check_model_file(path))

@@ -130,16 +130,58 @@ class TorchModel:
         return out.detach().float().numpy()
 
 
-def build_architecture(architecture: str, config: dict):
-    """The nn.Module a sidecar names, with freshly initialised weights."""
+def architecture_config(architecture: str, config: dict):
+    """The sidecar's architecture and config, checked as data (65) before anything is built."""
     if architecture != "xception":
-        raise DataError(f"unknown architecture {architecture!r} in the sidecar", "edgex builds: xception.")
-    from edgex.models.torch_xception import XceptionConfig, build_xception
+        raise DataError(f"unknown architecture {architecture!r}", "edgex builds: xception.")
+    from edgex.models.torch_xception import XceptionConfig
 
     try:
-        return build_xception(XceptionConfig.from_dict(config))
+        return XceptionConfig.from_dict(config)
     except (TypeError, ValueError) as exc:
-        raise DataError(f"invalid Xception config in the sidecar: {exc}") from exc
+        raise DataError(f"invalid Xception config: {exc}",
+                        "Fix its \"config\", or write the sidecar again with `edgex port`.") from exc
+
+
+def build_architecture(architecture: str, config: dict):
+    """The nn.Module a sidecar names, with freshly initialised weights."""
+    from edgex.models.torch_xception import build_xception
+
+    return build_xception(architecture_config(architecture, config))
+
+
+def checked_sidecar(weights: Path, builds: bool, required: bool | None = None) -> tuple[dict | None,
+                                                                                        Preprocess | None]:
+    """The sidecar beside `weights` (by default required when it names what to `build`), every field checked
+    as data before a module is built or a weight read: architecture and config, module layout, preprocessing
+    and its size. `load_torch_model` and `edgex check` both call it."""
+    sidecar = read_sidecar(sidecar_path(weights), required=builds if required is None else required)
+    if sidecar is None:
+        return None, None
+    where = sidecar_path(weights)
+    architecture = sidecar.get("architecture", "")
+    try:
+        if builds:
+            architecture_config(architecture, sidecar.get("config") or {})
+        layout = sidecar.get("module_layout", "NCHW")
+        if layout not in ("NCHW", "NHWC"):
+            raise DataError(f"module_layout {layout!r} is neither NCHW nor NHWC",
+                            "Fix it, or write the sidecar again with `edgex port`.")
+        preprocess = Preprocess.from_dict(sidecar["preprocess"]) if sidecar.get("preprocess") else None
+    except DataError as exc:  # said once, with the file it is in
+        raise DataError(f"sidecar {where}: {exc.message}", exc.hint) from exc
+    if builds and preprocess is not None:
+        check_input_size(architecture, preprocess, weights)
+    return sidecar, preprocess
+
+
+def check_input_size(architecture: str, preprocess: Preprocess, weights: Path) -> None:
+    from edgex.models.torch_xception import MIN_INPUT_SIZE
+
+    if architecture == "xception" and min(preprocess.height, preprocess.width) < MIN_INPUT_SIZE:
+        raise DataError(f"the sidecar of {weights.name} gives a {preprocess.height}x{preprocess.width} input; "
+                        f"Xception needs at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}",
+                        "Fix preprocess.height/width in the sidecar (edgex port writes the model's own size).")
 
 
 def load_state_dict_into(module, state: dict, path: Path) -> None:
@@ -295,21 +337,14 @@ def load_torch_model(path: Path, trust_model: bool = False) -> tuple[TorchModel,
     shape = None
     if suffix == ".pt2":
         model, shape = _load_exported(path, trust_model)
-        sidecar = read_sidecar(sidecar_path(path), required=False)
+        sidecar, preprocess = checked_sidecar(path, builds=False)
     else:
-        sidecar = read_sidecar(sidecar_path(path), required=True)
+        sidecar, preprocess = checked_sidecar(path, builds=True)
         module = build_architecture(sidecar.get("architecture", ""), sidecar.get("config") or {})
         load_state_dict_into(module, _load_weights(path), path)
         model = TorchModel(module=module.eval(), module_layout=sidecar.get("module_layout", "NCHW"),
                            architecture=sidecar["architecture"], config=sidecar.get("config"))
-    if sidecar and sidecar.get("preprocess"):
-        preprocess = Preprocess.from_dict(sidecar["preprocess"])
-    else:
+    if preprocess is None:
         preprocess = default_preprocess(model, shape)
-    from edgex.models.torch_xception import MIN_INPUT_SIZE
-
-    if model.architecture == "xception" and min(preprocess.height, preprocess.width) < MIN_INPUT_SIZE:
-        raise DataError(f"the sidecar of {path.name} gives a {preprocess.height}x{preprocess.width} input; "
-                        f"Xception needs at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}",
-                        "Fix preprocess.height/width in the sidecar (edgex port writes the model's own size).")
+    check_input_size(model.architecture, preprocess, path)
     return model, preprocess, (sidecar or {}).get("classes")
