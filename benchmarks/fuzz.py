@@ -667,7 +667,8 @@ def save_cells(cells: dict[tuple[str, str], Cell], path: Path, header: str) -> N
 def merge_cells(paths: list[Path]) -> tuple[list[str], dict[tuple[str, str], Cell], int]:
     """Add up saved campaigns cell by cell; a later file's verdict on the same mutant (format, command, index)
     replaces an earlier one: pass replays last. Returns the headers, the cells, and how many were replaced.
-    Files saved before verdicts were kept (no "mutants") add their counts as they are."""
+    Files saved before verdicts were kept (no "mutants") add their counts as they are; an offender they list
+    among their examples (exit N, signal or hang: what it counted is known) is replaced all the same."""
     headers, cells, verdicts, replaced = [], defaultdict(Cell), {}, 0
     for path in paths:
         saved = json.loads(path.read_text())
@@ -676,7 +677,7 @@ def merge_cells(paths: list[Path]) -> tuple[list[str], dict[tuple[str, str], Cel
             key = (row["format"], row["command"])
             if "mutants" in row:
                 for index, verdict in row["mutants"].items():
-                    replaced += (key, int(index)) in verdicts
+                    replaced += (key, int(index)) in verdicts or _take_out_listed(cells[key], key[0], int(index))
                     verdicts[(key, int(index))] = verdict
                 continue
             cell = cells[key]
@@ -688,6 +689,31 @@ def merge_cells(paths: list[Path]) -> tuple[list[str], dict[tuple[str, str], Cel
     for (key, index), verdict in sorted(verdicts.items()):
         cells[key].add(verdict, index)
     return headers, cells, replaced
+
+
+_LISTED = re.compile(r": (?:(?P<hang>hang)|signal \S+|exit (?P<code>-?\d+): .*)$")
+
+
+def _take_out_listed(cell: Cell, fmt: str, index: int) -> bool:
+    """Remove mutant `index` from a count-only cell where its examples list it with a known outcome."""
+    for example in cell.examples:
+        if not example.startswith(f"{fmt}:{index} "):
+            continue
+        found = _LISTED.search(example)
+        if found is None:  # NaN shown or RSS: the run's exit code is not in the example
+            return False
+        cell.runs -= 1
+        if found["hang"]:
+            cell.hangs -= 1
+        elif found["code"] is not None:
+            cell.codes[int(found["code"])] -= 1
+            cell.codes += Counter()  # drop zero counts
+            cell.tracebacks -= 1  # what made it an example: exit 1 or a traceback shown
+        else:
+            cell.signals -= 1
+        cell.examples.remove(example)
+        return True
+    return False
 
 
 def passed(cells: dict[tuple[str, str], Cell]) -> bool:

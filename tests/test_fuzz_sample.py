@@ -67,10 +67,19 @@ def test_campaigns_saved_side_by_side_add_up_in_merge(tmp_path):
 def test_a_part_saved_without_verdicts_adds_its_counts(tmp_path):
     fuzz = load_fuzz()
     row = {"format": "onnx", "command": "check", "runs": 3, "codes": {"0": 2, "1": 1}, "signals": 0,
-           "tracebacks": 1, "hangs": 0, "over_rss": 0, "nan_shown": 0, "examples": ["onnx:7: exit 1"]}
+           "tracebacks": 1, "hangs": 0, "over_rss": 0, "nan_shown": 0,
+           "examples": ["onnx:7 bitflip: exit 1: edgex: error: internal error: KeyError"]}
     (tmp_path / "old.json").write_text(fuzz.json.dumps({"header": "old", "cells": [row]}))
     _, cells, _ = fuzz.merge_cells([tmp_path / "old.json"])
     assert cells[("onnx", "check")].runs == 3 and not fuzz.passed(cells)
+    # the offender it lists (onnx:7, exit 1) is replaced by a replay of onnx:7 after the fix
+    replay = fuzz.Cell()
+    replay.add({"code": 65}, 7)
+    fuzz.save_cells({("onnx", "check"): replay}, tmp_path / "replay.json", "replay")
+    _, cells, replaced = fuzz.merge_cells([tmp_path / "old.json", tmp_path / "replay.json"])
+    cell = cells[("onnx", "check")]
+    assert replaced == 1 and fuzz.passed(cells)
+    assert (cell.runs, dict(cell.codes), cell.tracebacks, cell.examples) == (3, {0: 2, 65: 1}, 0, [])
 
 
 def test_a_stopped_campaign_ends_before_its_next_mutant(tmp_path):
