@@ -21,7 +21,8 @@ function the `edgex` console script runs (parsing, error handling, the one `edge
 code), with fds 1 and 2 redirected to per-mutant files, so what is recorded is the CLI's exact stdout,
 stderr and exit status. Everything edgex itself runs in children (parse probes, bench runners, converters)
 still runs in children. The parent keeps the worker at arm's length: a worker killed by a signal is a
-`signal` for that mutant (edgex would have died there), one silent past --time-limit is a `hang`, and either
+`signal` for that mutant (edgex would have died there), one past --time-limit CPU seconds (or 10x that in
+wall seconds: a starved run is slow, a sleeping one hung) is a `hang`, and either
 way a fresh worker takes the next mutant; workers are also recycled every --recycle mutants so no state
 carries over long. Peak RSS is the worker's VmHWM, reset before each mutant (/proc/self/clear_refs), plus
 the largest new peak of its children. Tracebacks: a traceback in the output, or exit 1 (edgex's internal
@@ -495,6 +496,9 @@ def _peak_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+HANG_WALL_FACTOR = 10  # a run that sleeps (a deadlock) is a hang after this many times --time-limit
+
+
 class Worker:
     """The parent's handle on a worker child: send a job, wait at most `limit` seconds for its answer."""
 
@@ -506,18 +510,33 @@ class Worker:
         self.jobs = 0
 
     def run(self, argv: list[str], folder: Path, limit: float) -> dict:
+        """One mutant; a hang is a run that used more than `limit` CPU seconds (the worker and its children),
+        or that did not answer within HANG_WALL_FACTOR x `limit` wall seconds. A campaign runs nice'd beside
+        other work: a run starved of CPU is slow, not hung (three such runs read as hangs before)."""
         self.jobs += 1
+        cpu_before, started = self.cpu_seconds(), time.monotonic()
         self.proc.stdin.write(json.dumps({"argv": argv, "dir": str(folder)}) + "\n")
         self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], limit)
-        if not ready:
-            self.kill()
-            return {"hang": True}
+        while not select.select([self.proc.stdout], [], [], 2.0)[0]:
+            cpu, wall = self.cpu_seconds() - cpu_before, time.monotonic() - started
+            if cpu > limit or wall > HANG_WALL_FACTOR * limit:
+                self.kill()
+                return {"hang": True, "cpu_s": round(cpu, 1), "wall_s": round(wall, 1)}
         line = self.proc.stdout.readline()
         if not line:
             code = self.proc.wait()
             return {"signal": signal.Signals(-code).name if code < 0 else f"worker exit {code}"}
         return json.loads(line)
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds of the worker's process group: each live member's own and its reaped children's."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.proc.pid:  # pgrp: the worker started a session of its own
+                    ticks += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -571,7 +590,8 @@ def judge(cell: Cell, outcome: dict, folder: Path, rss_limit_mb: float, what: st
     verdict: dict = {}
     bad = None
     if outcome.get("hang"):
-        verdict["hang"], bad = True, "hang"
+        verdict["hang"] = True
+        bad = f"hang ({outcome.get('cpu_s', '?')} CPU s, {outcome.get('wall_s', '?')} s wall)"
     elif outcome.get("signal"):
         verdict["signal"], bad = outcome["signal"], f"signal {outcome['signal']}"
     else:
@@ -691,7 +711,7 @@ def merge_cells(paths: list[Path]) -> tuple[list[str], dict[tuple[str, str], Cel
     return headers, cells, replaced
 
 
-_LISTED = re.compile(r": (?:(?P<hang>hang)|signal \S+|exit (?P<code>-?\d+): .*)$")
+_LISTED = re.compile(r": (?:(?P<hang>hang(?: \([^)]*\))?)|signal \S+|exit (?P<code>-?\d+): .*)$")
 
 
 def _take_out_listed(cell: Cell, fmt: str, index: int) -> bool:
@@ -729,7 +749,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=int, default=0, help="first mutant index (to continue a campaign)")
     parser.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of " + ",".join(FORMATS))
     parser.add_argument("--commands", help="comma-separated subset of check,predict,convert,bench,run")
-    parser.add_argument("--time-limit", type=float, default=300.0, help="seconds per run before it is a hang")
+    parser.add_argument("--time-limit", type=float, default=300.0,
+                        help="CPU seconds a run may use before it is a hang (or 10x this in wall seconds)")
     parser.add_argument("--rss-limit-mb", type=float, default=4096.0, help="peak RSS a run may reach")
     parser.add_argument("--minutes", type=float, help="stop after this long (the table says how many ran)")
     parser.add_argument("--recycle", type=int, default=100, help="fresh worker after this many mutants")
@@ -785,7 +806,8 @@ def main(argv: list[str] | None = None) -> int:
     print(header)
     if args.save:
         save_cells(cells, args.save, header)
-    print(f"limits: {args.time_limit:.0f} s per run (hang), {args.rss_limit_mb:.0f} MB peak RSS")
+    print(f"limits: {args.time_limit:.0f} CPU s per run (hang; or {HANG_WALL_FACTOR}x in wall s), "
+          f"{args.rss_limit_mb:.0f} MB peak RSS")
     print(table(cells))
     ok = passed(cells)
     print("bar (0 signals, 0 exit 1, 0 tracebacks, 0 hangs, 0 NaN, 0 over RSS):", "met" if ok else "MISSED")
