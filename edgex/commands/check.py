@@ -19,7 +19,8 @@ def add_parser(commands) -> None:
         "check",
         help="check a model file or artifact folder (format, safety policy, integrity) without running it",
         description="Check a downloaded model file (ONNX, TFLite, OpenVINO IR, Keras, PyTorch ...) or an edgex "
-        "artifact folder before using it: nothing in it is executed, and parsers run in a child process.",
+        "artifact folder before using it: nothing in it is executed, parsers run in a child process, and the "
+        "weights are read back (their checksums where the format keeps them, and no NaN: docs/reliability.md).",
         epilog="example:\n  edgex check downloads/model.onnx\n\n" + EXIT_CODES_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
