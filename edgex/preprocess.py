@@ -91,6 +91,9 @@ class Preprocess:
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INPUT_SIDE:
                 raise DataError(f"the preprocessing spec's {key} is {value!r}, not a size from 1 to {MAX_INPUT_SIDE}",
                                 "Rebuild the artifact (or sidecar) with edgex.")
+        if kwargs.get("source") is not None and not isinstance(kwargs["source"], dict):  # fuzz pt2:24
+            raise DataError(f"the preprocessing spec's source is {kwargs['source']!r}, not a mapping",
+                            "Rebuild the artifact (or sidecar) with edgex.")
         try:
             for key in ("mean", "std"):
                 if key in kwargs:

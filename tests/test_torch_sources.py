@@ -129,7 +129,8 @@ def test_a_sidecar_whose_values_have_the_wrong_type_or_size_are_bad_data(weights
             ("preprocess", {**sidecar["preprocess"], "width": 1}, "Xception needs at least 71x71"),
             # found on 2026-12-03 (pt:1): a sidecar layout was a usage error (exit 2) though the file is at fault
             ("preprocess", {**sidecar["preprocess"], "layout": "NHW"}, "tiny.json: .*unknown layout 'NHW'"),
-            ("module_layout", "NHW", "tiny.json: module_layout 'NHW' is neither NCHW nor NHWC")):
+            ("module_layout", "NHW", "tiny.json: module_layout 'NHW' is neither NCHW nor NHWC"),
+            ("preprocess", {**sidecar["preprocess"], "source": True}, "source is True, not a mapping")):
         sidecar_path(path).write_text(json.dumps({**sidecar, key: value}))
         with pytest.raises(DataError, match=message):
             load_source(path)

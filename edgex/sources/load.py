@@ -177,7 +177,8 @@ def _load_keras(path: Path, trust_model: bool, notes: list[str]):
                 "Pass --trust-model if you trust its author.",
             ) from exc
         raise DataError(f"cannot load Keras model {path}{written}: {keras2_file.short(exc)}") from exc
-    except (OSError, KeyError, TypeError, RuntimeError) as exc:  # h5py: RuntimeError on a damaged dataspace
+    except (OSError, KeyError, TypeError, RuntimeError, AttributeError) as exc:  # h5py: RuntimeError on a damaged
+        # dataspace; Keras: AttributeError on a config value of the wrong type (fuzz h5:335)
         raise DataError(f"cannot load Keras model {path}{written}: {keras2_file.short(exc)}",
                         None if legacy else "Is it a Keras 3 .keras file?") from exc
 
