@@ -34,12 +34,9 @@ def verify_contents(model: ModelFile) -> dict:
     probe = _IN_CHILD.get(model.format)
     if probe is None:
         return found
-    import sys
+    from edgex.safety.probe import parse_in_child
 
-    from edgex.safety.probe import run_probe
-
-    return {**found, **run_probe([sys.executable, "-m", "edgex.safety.probe", probe, str(model.path)], model.path,
-                                 model.format)}
+    return {**found, **parse_in_child(model.path, model.format, probe=probe)}
 
 
 def _check_sidecar(model: ModelFile) -> dict:

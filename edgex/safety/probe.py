@@ -22,9 +22,10 @@ _ERROR_PREFIX = "probe-error: "
 DEFAULT_TIMEOUT_S = 600
 
 
-def parse_in_child(path: Path, fmt: str, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
-    """Parse `path` as `fmt` in a child; return its summary or raise DataError naming the file."""
-    argv = [sys.executable, "-m", "edgex.safety.probe", fmt, str(path)]
+def parse_in_child(path: Path, fmt: str, timeout: float = DEFAULT_TIMEOUT_S, probe: str | None = None) -> dict:
+    """Parse `path` as `fmt` in a child (with `probe`, that parser instead, the file still named as `fmt`);
+    return its summary or raise DataError naming the file."""
+    argv = [sys.executable, "-m", "edgex.safety.probe", probe or fmt, str(path)]
     return run_probe(argv, Path(path), fmt, timeout)
 
 
@@ -68,7 +69,6 @@ def signal_name(returncode: int) -> str:
 
 
 def _parse_onnx(path: Path) -> dict:
-    import numpy as np
     import onnx
     from onnx import numpy_helper
 
@@ -76,7 +76,7 @@ def _parse_onnx(path: Path) -> dict:
     model = onnx.load(str(path), load_external_data=False)
     for initializer in model.graph.initializer:
         if initializer.data_location != onnx.TensorProto.EXTERNAL:
-            _no_nan(initializer.name, numpy_helper.to_array(initializer), np)
+            _no_nan(initializer.name, numpy_helper.to_array(initializer))
     return {"inputs": [_onnx_value(v) for v in model.graph.input], "outputs": [_onnx_value(v) for v in
                                                                                model.graph.output]}
 
@@ -102,26 +102,24 @@ def _tflite_value(detail: dict) -> dict:
 
 
 def _parse_openvino(path: Path) -> dict:
-    import numpy as np
     import openvino as ov
 
     model = ov.Core().read_model(str(path), str(path.with_suffix(".bin")))
     for op in model.get_ops():
         if op.get_type_name() == "Constant" and op.get_output_element_type(0) in (ov.Type.f16, ov.Type.f32):
-            _no_nan(op.get_friendly_name(), op.get_data(), np)
+            _no_nan(op.get_friendly_name(), op.get_data())
     return {"inputs": [{"name": p.get_any_name(), "shape": str(p.get_partial_shape())} for p in model.inputs],
             "outputs": [{"name": p.get_any_name(), "shape": str(p.get_partial_shape())} for p in model.outputs]}
 
 
 def _walk_hdf5(handle) -> dict:
-    import numpy as np
 
     count = 0
 
     def visit(name, obj):
         nonlocal count
         if hasattr(obj, "shape") and hasattr(obj, "dtype"):
-            _no_nan(name, obj[()], np)  # read every dataset: exercises the whole parser
+            _no_nan(name, obj[()])  # read every dataset: exercises the whole parser
             count += 1
 
     handle.visititems(visit)
@@ -158,7 +156,8 @@ def _hdf5_attrs(path: Path) -> dict:
     return {"keras_version": value.decode() if isinstance(value, bytes) else value}
 
 
-def _parse_safetensors(path: Path) -> dict:
+def _safetensors_header(path: Path) -> tuple[dict, int]:
+    """The header and where the tensor bytes start, every tensor's offsets checked against the file's size."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         header_len = int.from_bytes(f.read(8), "little")
@@ -172,13 +171,17 @@ def _parse_safetensors(path: Path) -> dict:
         start, end = entry["data_offsets"]
         if not 0 <= start <= end <= data_bytes:
             raise ValueError(f"tensor {name!r} needs bytes {start}..{end} of {data_bytes}")
+    return header, 8 + header_len
+
+
+def _parse_safetensors(path: Path) -> dict:
+    header, _ = _safetensors_header(path)
     return {"tensors": len(header) - ("__metadata__" in header)}
 
 
 def _saved_model_contents(path: Path) -> dict:
     """The graph protobuf parsed, its operations known to this TensorFlow, every variable read (CRC32C-checked
     by the checkpoint reader) and free of NaN. Nothing of the model runs."""
-    import numpy as np
     import tensorflow as tf
     from tensorflow.core.protobuf import saved_model_pb2
     from tensorflow.python.framework import op_def_registry
@@ -198,27 +201,25 @@ def _saved_model_contents(path: Path) -> dict:
     if (path / "variables" / "variables.index").exists():
         reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
         for name in sorted(reader.get_variable_to_shape_map()):
-            _no_nan(name, reader.get_tensor(name), np)
+            _no_nan(name, reader.get_tensor(name))
             variables += 1
     return {"meta_graphs": len(proto.meta_graphs), "operations": len(ops), "variables": variables}
 
 
 def _safetensors_contents(path: Path) -> dict:
-    """Every float tensor free of NaN (the header was checked by the gate's parse)."""
+    """Every float tensor free of NaN."""
     import numpy as np
 
     dtypes = {"F16": np.float16, "F32": np.float32, "F64": np.float64}
+    header, base = _safetensors_header(path)
+    scanned = 0
     with open(path, "rb") as f:
-        header_len = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(header_len))
-        base = 8 + header_len
-        scanned = 0
         for name, entry in sorted(header.items(), key=lambda item: str(item[0])):
             if name == "__metadata__" or entry.get("dtype") not in dtypes:
                 continue
             start, end = entry["data_offsets"]
             f.seek(base + start)
-            _no_nan(name, np.frombuffer(f.read(end - start), dtype=dtypes[entry["dtype"]]), np)
+            _no_nan(name, np.frombuffer(f.read(end - start), dtype=dtypes[entry["dtype"]]))
             scanned += 1
     return {"float_tensors": scanned}
 
@@ -241,12 +242,15 @@ def _tflite_contents(path: Path) -> dict:
             data = model.Buffers(tensor.Buffer()).DataAsNumpy()  # 0, not an array, when the buffer is empty
             if isinstance(data, np.ndarray) and data.size:
                 name = (tensor.Name() or b"").decode(errors="replace")
-                _no_nan(name, data.view(dtypes[tensor.Type()]), np)
+                _no_nan(name, data.view(dtypes[tensor.Type()]))
                 scanned += 1
     return {"float_constants": scanned}
 
 
-def _no_nan(name: str, values, np) -> None:
+def _no_nan(name: str, values) -> None:
+    """A float weight holding NaN is damage (an infinite one can be by design: a max-pool's -inf padding)."""
+    import numpy as np
+
     values = np.asarray(values)
     if values.dtype.kind == "f" and np.isnan(values).any():
         raise ValueError(f"weight {name!r} holds {int(np.isnan(values).sum())} NaN value(s)")
