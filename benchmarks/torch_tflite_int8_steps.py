@@ -83,7 +83,7 @@ def keras_quantizer_int8(source, calib) -> tuple[bytes, Steps]:
     steps = Steps(f"litert-torch float + edgex's TFLite quantizer (edgex now), ranges on {len(calib)} images")
     flat = steps.time("litert-torch lowering (float graph)", _litert_torch_float, source)
     flat = steps.time("calibrate-only pass (2 images)", _calibrate_only, flat, calib)
-    flat = steps.time("edgex ranges on XNNPACK", apply_robust_ranges, flat, calib, "mean_minmax")
+    flat, _ = steps.time("edgex ranges on XNNPACK", apply_robust_ranges, flat, calib, "mean_minmax")
 
     def quantize(calibrated):
         out = mlir_quantize(calibrated, disable_per_channel=False, input_data_type=tf.int8,

@@ -1,10 +1,8 @@
 """Keras/SavedModel -> ONNX with tf2onnx (an ONNX source: its checked float graph); int8 by ONNX Runtime's QDQ
 quantizer with edgex's ranges.
 
-ORT's own calibrators keep every intermediate output in memory (about 49 GB for 300 Xception
-images) and take a global min/max that one outlier image can stretch. Here each activation's
-range is collected image by image from a model augmented with ReduceMin/ReduceMax outputs,
-reduced with an outlier-robust estimator, and handed to `quantize_static` as a calibration cache.
+The activation ranges (edgex.converters.onnx_ranges: streaming, outlier-robust, or another target's pass over
+the same images) are handed to `quantize_static` as a calibration cache.
 """
 
 from __future__ import annotations
@@ -14,14 +12,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from edgex.calibration.dataset import CalibrationSet, need_calibration
-from edgex.calibration.ranges import RangeCollector
 from edgex.calibration.recipes import Recipe, recipe_named
+from edgex.calibration.shared_ranges import FINGERPRINT_IMAGES, book_path, shared_note
 from edgex.converters import tf2onnx_cache
 from edgex.converters.base import ArtifactFiles, ConvertOptions
+from edgex.converters.onnx_ranges import activation_ranges
 
 from edgex.errors import DataError
 from edgex.options import TF2ONNX_ONE_CHILD_MB
@@ -29,7 +29,7 @@ from edgex.sources.load import Source
 
 MODEL_FILE = "model.onnx"
 RECIPES_SHARE_CALIBRATION = True  # one export, one set of ranges for every recipe: trying them all is cheap
-_RANGE_SUFFIX = ("__edgex_min", "__edgex_max")
+_SHARED_FROM = "ranges.from"  # beside the ranges cache: the target whose pass they came from, if not this one's
 
 
 def check_options(source: Source, options: ConvertOptions, keep_float: bool = False) -> None:
@@ -93,9 +93,11 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         recipe = None
         if options.precision == "int8":
             recipe = quantize_recipe(source, options)
-            shared = source.work_dir() / f"onnx-calibration-opset{options.opset}-{recipe.range_estimator}"
+            shared = _shared_calibration(source, options, recipe)
             timings.update(quantize_int8(fp32, out, calib, recipe, Path(tmp), progress, nodes_to_exclude=keep_float,
-                                         shared=shared))
+                                         shared=shared, book=book_path(source.work_dir(), calib,
+                                                                       recipe.range_estimator)))
+            recipe = with_shared_note(recipe, shared)
         else:
             shutil.move(fp32, out)  # not replace(): the output may be on another filesystem than /tmp
         model = onnx.load(str(out))
@@ -110,6 +112,33 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         recipe=recipe.to_dict() if recipe else None,
         timings_s=timings,
     )
+
+
+def qdq_int8(source: Source, out: Path, options: ConvertOptions, recipe: Recipe, calib: CalibrationSet,
+             progress=None) -> tuple[dict[str, float], Recipe]:
+    """The QDQ int8 graph this target builds with `recipe` (another target's, e.g. OpenVINO reading it), written to
+    `out`; the fp32 export and the activation ranges are the ones this target's own build makes or made. Returns
+    the steps' seconds and `recipe` noting where its ranges came from."""
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        shutil.copyfile(_fp32_export(source, options, timings), fp32)
+        onnx_recipe = replace(recipe, target="onnx")
+        shared = _shared_calibration(source, options, onnx_recipe)
+        timings.update(quantize_int8(fp32, out, calib, onnx_recipe, Path(tmp), progress, shared=shared,
+                                     book=book_path(source.work_dir(), calib, onnx_recipe.range_estimator)))
+    return timings, with_shared_note(recipe, shared)
+
+
+def with_shared_note(recipe: Recipe, shared: Path) -> Recipe:
+    """The recipe, noting where its ranges came from when another target's pass made them."""
+    origin = shared / _SHARED_FROM
+    return recipe.with_note(shared_note(origin.read_text())) if origin.is_file() else recipe
+
+
+def _shared_calibration(source: Source, options: ConvertOptions, recipe: Recipe) -> Path:
+    """Where this source's prepared graph and activation ranges are kept for every recipe and target of a run."""
+    return source.work_dir() / f"onnx-calibration-opset{options.opset}-{recipe.range_estimator}"
 
 
 def _fp32_export(source: Source, options: ConvertOptions, timings: dict[str, float]) -> Path:
@@ -194,12 +223,15 @@ def _quiet_env() -> dict:
 
 
 def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Path, progress=None,
-                  nodes_to_exclude: tuple[str, ...] = (), shared: Path | None = None) -> dict[str, float]:
+                  nodes_to_exclude: tuple[str, ...] = (), shared: Path | None = None,
+                  book: Path | None = None) -> dict[str, float]:
     """Static QDQ int8 with per-channel weights and streaming, outlier-robust activation ranges; returns
     the seconds of each step.
 
     The prepared graph and its activation ranges depend on the fp32 model, the images and the range
     estimator, not on the recipe: with `shared` (a folder kept across recipes) they are made once.
+    With a `book` of another target's ranges over the same images (edgex.calibration.shared_ranges), they are
+    taken when every tensor here matches one of its tensors; otherwise this target's pass writes the book.
     `recipe.weight_bits == 7` is ORT's reduce_range (weights only): it keeps every pair of u8*s8
     products inside the int16 that ORT's AVX2 kernels (no VNNI) accumulate into."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -213,11 +245,20 @@ def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Pat
         folder.mkdir(exist_ok=True)
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
         timings["quant_pre_process"], start = time.perf_counter() - start, time.perf_counter()
-        ranges = collect_ranges(prepared, calib, recipe.range_estimator, tmp, progress)
-        timings[f"activation ranges ({len(calib)} images)"], start = time.perf_counter() - start, time.perf_counter()
+        ranges, shared_from = activation_ranges(prepared, calib, recipe.range_estimator, tmp, progress, book)
+        step = (f"activation ranges ({len(calib)} images)" if shared_from is None else
+                f"activation ranges (the {shared_from} pass's, matched on {FINGERPRINT_IMAGES} images)")
+        timings[step], start = time.perf_counter() - start, time.perf_counter()
         data = {name: (np.float32(lo), np.float32(hi)) for name, (lo, hi) in ranges.items()}
+        if shared_from is not None:
+            (folder / _SHARED_FROM).write_text(shared_from)
         save_tensors_data(TensorsData(CalibrationMethod.MinMax, data), cache.with_suffix(".partial"))
         cache.with_suffix(".partial").rename(cache)  # a half-written cache is never taken for a whole one
+    kept = folder / f"qdq-{_quantization_key(recipe)}.onnx" if shared is not None and not nodes_to_exclude else None
+    if kept is not None and kept.is_file():  # another target (OpenVINO) or recipe quantized the same way
+        shutil.copyfile(kept, out)
+        timings["quantize_static (the same graph, made earlier in this run)"] = time.perf_counter() - start
+        return timings
     qtype = {"uint8": QuantType.QUInt8, "int8": QuantType.QInt8}
     quantize_static(
         str(prepared),
@@ -234,58 +275,16 @@ def quantize_int8(fp32: Path, out: Path, calib: CalibrationSet, recipe, tmp: Pat
         extra_options={"ActivationSymmetric": False, "WeightSymmetric": recipe.symmetric_weights},
     )
     timings["quantize_static"] = time.perf_counter() - start
+    if kept is not None:
+        shutil.copyfile(out, kept.with_suffix(".partial"))
+        kept.with_suffix(".partial").rename(kept)
     return timings
 
 
-def collect_ranges(model_path: Path, calib: CalibrationSet, method: str, tmp: Path,
-                   progress=None) -> dict[str, tuple[float, float]]:
-    """Per-image min/max of every float activation, one image at a time, reduced by `method`."""
-    import onnx
-    import onnxruntime as ort
-
-    model = onnx.load(str(model_path))
-    augmented, names = _augment_with_range_outputs(model)
-    path = tmp / "augmented.onnx"
-    onnx.save(augmented, str(path))
-    # ORT's full optimizations (about 1.3x faster on Xception): every observed tensor also feeds its
-    # ReduceMin/ReduceMax, so no fusion can swallow it; the ranges equal the unoptimized graph's (to 1e-5).
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    input_name = session.get_inputs()[0].name
-    outputs = [n + s for n in names for s in _RANGE_SUFFIX]
-    collector = RangeCollector(method)
-    for sample in calib.samples():
-        values = session.run(outputs, {input_name: sample})
-        for i, name in enumerate(names):
-            collector.observe(name, values[2 * i], values[2 * i + 1])
-        if progress is not None:
-            progress()
-    return collector.ranges()
-
-
-def _augment_with_range_outputs(model):
-    """Copy of `model` with a ReduceMin and ReduceMax output for each float tensor."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    inferred = onnx.shape_inference.infer_shapes(model)
-    float_tensors = {
-        vi.name
-        for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output)
-        if vi.type.tensor_type.elem_type == TensorProto.FLOAT
-    }
-    initializers = {init.name for init in model.graph.initializer}
-    names = []
-    for node in model.graph.node:
-        for name in node.output:
-            if name in float_tensors and name not in initializers and name not in names:
-                names.append(name)
-    names = [i.name for i in model.graph.input if i.name not in initializers] + names
-    graph = model.graph
-    for name in names:
-        for op, suffix in zip(("ReduceMin", "ReduceMax"), _RANGE_SUFFIX, strict=True):
-            graph.node.append(helper.make_node(op, [name], [name + suffix], keepdims=0))
-            graph.output.append(helper.make_tensor_value_info(name + suffix, TensorProto.FLOAT, []))
-    return model, names
+def _quantization_key(recipe: Recipe) -> str:
+    """What quantize_static's result depends on besides the graph and its ranges."""
+    return (f"a{recipe.activation_type}-w{recipe.weight_type}{recipe.weight_bits}"
+            f"-{'pc' if recipe.per_channel_weights else 'pt'}-{'sym' if recipe.symmetric_weights else 'asym'}")
 
 
 def set_metadata(model, source: Source, recipe: dict | None) -> None:

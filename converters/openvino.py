@@ -10,7 +10,7 @@ from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.recipes import Recipe, recipe_named
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 
-from edgex.errors import DataError
+from edgex.errors import DataError, UsageError
 from edgex.sources.load import Source
 
 MODEL_FILE = "model.xml"
@@ -38,7 +38,9 @@ def check_options(source: Source, options: ConvertOptions, keep_float: bool = Fa
 
 def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
     """int8: NNCF post-training quantization, on every source framework."""
-    return recipe_named("openvino", options.recipe, options.range_estimator) if options.precision == "int8" else None
+    if options.precision != "int8":
+        return None
+    return recipe_named("openvino", options.recipe, options.range_estimator, framework=source.framework)
 
 
 def describe(path: Path) -> tuple[list[dict], list[dict]]:
@@ -61,31 +63,22 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     import openvino as ov
 
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    if source.framework == "torch":  # PyTorch source: converted from the nn.Module, then the same NNCF path
-        from edgex.sources.torch_export import to_openvino
-
-        model = to_openvino(source)
-    else:  # an ONNX source is read from its checked float graph, in the artifact's layout
-        from edgex.sources.onnx_source import float_graph
-
-        graph = float_graph(source) if source.framework == "onnx" else source.saved_model()
-        try:
-            model = ov.convert_model(str(graph))
-        except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
-            raise DataError(f"OpenVINO could not convert {source.path}: {exc}") from exc
-    timings["convert_model"] = time.perf_counter() - start
-    recipe = None
-    if options.precision == "int8":
-        import nncf
-
-        recipe = quantize_recipe(source, options)
+    recipe = quantize_recipe(source, options)
+    if recipe is not None and recipe.from_onnx_qdq:
+        model, recipe = _from_onnx_qdq(source, staging, options, recipe, calib, progress, keep_float, timings)
+    else:
         start = time.perf_counter()
-        names = _op_names(model, keep_float)
-        ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
-        model = nncf.quantize(model, nncf.Dataset(_Replayable(calib, progress)), subset_size=len(calib),
-                              ignored_scope=ignored, preset=_preset(recipe), advanced_parameters=_advanced(recipe))
-        timings["quantize"] = time.perf_counter() - start
+        model = _float_model(source)
+        timings["convert_model"] = time.perf_counter() - start
+        if recipe is not None:
+            import nncf
+
+            start = time.perf_counter()
+            names = _op_names(model, keep_float)
+            ignored = nncf.IgnoredScope(names=names, validate=False) if names else None
+            model = nncf.quantize(model, nncf.Dataset(_Replayable(calib, progress)), subset_size=len(calib),
+                                  ignored_scope=ignored, preset=_preset(recipe), advanced_parameters=_advanced(recipe))
+            timings["quantize"] = time.perf_counter() - start
     model.set_rt_info(source.preprocess.to_json(), ["edgex", "preprocess"])
     model.set_rt_info(json.dumps(source.classes), ["edgex", "classes"])
     if recipe:
@@ -100,6 +93,48 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         recipe=recipe.to_dict() if recipe else None,
         timings_s=timings,
     )
+
+
+def _float_model(source: Source):
+    """The source as an OpenVINO float model, in the artifact's layout."""
+    import openvino as ov
+
+    if source.framework == "torch":  # converted from the nn.Module
+        from edgex.sources.torch_export import to_openvino
+
+        return to_openvino(source)
+    from edgex.sources.onnx_source import float_graph  # an ONNX source: its checked float graph
+
+    graph = float_graph(source) if source.framework == "onnx" else source.saved_model()
+    try:
+        return ov.convert_model(str(graph))
+    except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
+        raise DataError(f"OpenVINO could not convert {source.path}: {exc}") from exc
+
+
+def _from_onnx_qdq(source: Source, staging: Path, options: ConvertOptions, recipe: Recipe, calib: CalibrationSet,
+                   progress, keep_float: tuple[str, ...], timings: dict[str, float]):
+    """OpenVINO's model of the ONNX target's QDQ int8 graph, and the recipe with its notes: OpenVINO turns each
+    QuantizeLinear/DequantizeLinear pair into its FakeQuantize and runs int8 kernels, as after NNCF."""
+    import openvino as ov
+    from edgex.converters.onnx import qdq_int8
+
+    if keep_float:
+        raise UsageError(f"openvino recipe {recipe.name} cannot keep layers in float",
+                         "Use one of the NNCF recipes (--recipe performance-w7) with --budget.")
+    qdq = staging / "qdq.onnx.tmp"
+    try:
+        steps, recipe = qdq_int8(source, qdq, options, recipe, calib, progress)
+        timings.update({f"ONNX QDQ graph: {step}": s for step, s in steps.items()})
+        start = time.perf_counter()
+        try:
+            model = ov.convert_model(str(qdq))
+        except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
+            raise DataError(f"OpenVINO could not read the QDQ graph of {source.path}: {exc}") from exc
+        timings["convert_model (QDQ graph)"] = time.perf_counter() - start
+    finally:
+        qdq.unlink(missing_ok=True)
+    return model, recipe
 
 
 def _preset(recipe: Recipe):

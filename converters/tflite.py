@@ -9,6 +9,7 @@ the same MLIR quantizer the converter would have run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from dataclasses import replace
@@ -18,6 +19,7 @@ import numpy as np
 from edgex.calibration.dataset import CalibrationSet, need_calibration
 from edgex.calibration.ranges import RangeCollector
 from edgex.calibration.recipes import Recipe, recipe_named
+from edgex.calibration.shared_ranges import FINGERPRINT_IMAGES, RangeBook, book_path, fingerprint, shared_note
 from edgex.converters.base import ArtifactFiles, ConvertOptions
 from edgex.converters.tflite_xnnpack import fuse_relu_into_add
 
@@ -66,7 +68,8 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
             flat = converter.convert()
             timings["convert"] = time.perf_counter() - start
         if recipe is not None:
-            flat, recipe = _quantize_calibrated(flat, calib, recipe, options, keep_float, progress, timings)
+            book = book_path(source.work_dir(), calib, recipe.range_estimator)
+            flat, recipe = _quantize_calibrated(flat, calib, recipe, options, keep_float, progress, timings, book)
     except (ValueError, RuntimeError) as exc:
         raise DataError(f"TFLiteConverter could not convert {source.path}: {exc}") from exc
     return _write_artifact(flat, staging, source, recipe, timings)
@@ -105,14 +108,19 @@ def _calibrate_only(float_flat: bytes, calib: CalibrationSet) -> bytes:
 
 
 def _quantize_calibrated(flat: bytes, calib: CalibrationSet, recipe: Recipe, options: ConvertOptions,
-                         keep_float: tuple[str, ...], progress, timings: dict[str, float]) -> tuple[bytes, Recipe]:
+                         keep_float: tuple[str, ...], progress, timings: dict[str, float],
+                         book: Path | None = None) -> tuple[bytes, Recipe]:
     """edgex's ranges into a calibrated float graph, then the MLIR quantizer and XNNPACK's graph shape."""
     import tensorflow as tf
     from tensorflow.lite.python.convert import mlir_quantize
 
     start = time.perf_counter()
-    flat = apply_robust_ranges(flat, calib, recipe.range_estimator, progress)
-    timings[f"activation ranges ({len(calib)} images)"] = time.perf_counter() - start
+    flat, shared_from = apply_robust_ranges(flat, calib, recipe.range_estimator, progress, book)
+    timings[f"activation ranges ({len(calib)} images)" if shared_from is None else
+            f"activation ranges (the {shared_from} pass's, matched on {FINGERPRINT_IMAGES} images)"] = \
+        time.perf_counter() - start
+    if shared_from is not None:
+        recipe = recipe.with_note(shared_note(shared_from))
     start = time.perf_counter()
     io_type = tf.float32 if options.float_io else tf.int8
     flat = mlir_quantize(flat, disable_per_channel=False, input_data_type=io_type,
@@ -201,12 +209,16 @@ def _convert_torch(source: Source, staging: Path, options: ConvertOptions, calib
     return _write_artifact(flat, staging, source, quantize_recipe(source, options), timings)
 
 
-def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, progress=None) -> bytes:
-    """Replace the converter's global min/max of every calibrated tensor with edgex's estimate.
+def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, progress=None,
+                        book: Path | None = None) -> tuple[bytes, str | None]:
+    """Replace the converter's global min/max of every calibrated tensor with edgex's estimate; returns the model
+    and the target whose pass the ranges came from (None: this one's own).
 
     The ranges are collected on XNNPACK, as users run the model, with every calibrated tensor made a
     graph output so the delegate must write it: 3-4x faster on Xception than the builtin kernels with
-    all tensors preserved, and the same ranges (to float rounding)."""
+    all tensors preserved, and the same ranges (to float rounding). With a `book` another target's pass
+    wrote over the same images (edgex.calibration.shared_ranges), its ranges are taken when every tensor
+    here matches one of its tensors."""
     from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -226,22 +238,36 @@ def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, p
     input_index = interpreter.get_input_details()[0]["index"]
     outputs = [d["index"] for d in interpreter.get_output_details() if d["index"] in targets]
     padded = _infinite_pads(model)
-    collector = RangeCollector(method)
-    for sample in calib.samples():
+
+    def tensors(sample: np.ndarray):
+        """(name, values) of every calibrated tensor on one image."""
         interpreter.set_tensor(input_index, sample)
         interpreter.invoke()
         if input_index in targets:
-            collector.observe_array(str(input_index), sample)
+            yield str(input_index), sample
         for index in outputs:
             value = interpreter.get_tensor(index)
             if index in padded:  # the -inf border a max-pool pads with is no activation value
                 value = value[np.isfinite(value)]
-            if value.size:
-                collector.observe_array(str(index), value)
-        if progress is not None:
-            progress()
-    del interpreter
-    ranges = collector.ranges()
+            yield str(index), value
+
+    shared = RangeBook.load(book) if book is not None else None
+    ranges = shared.lookup(_fingerprints(tensors, calib)) if shared is not None else None
+    shared_from = shared.made_by if ranges is not None else None
+    if ranges is None:
+        collector, prints = RangeCollector(method), {}
+        for i, sample in enumerate(calib.samples()):
+            for name, value in tensors(sample):
+                if value.size:
+                    collector.observe_array(name, value)
+                if i < FINGERPRINT_IMAGES:
+                    prints.setdefault(name, []).append(fingerprint(value))
+            if progress is not None:
+                progress()
+        ranges = collector.ranges()
+        if book is not None and len(calib) >= FINGERPRINT_IMAGES:
+            RangeBook(ranges, {n: np.concatenate(p) for n, p in prints.items()}, "tflite").save(book)
+    interpreter = None  # the probe's buffers go before the flatbuffer is rewritten
     replaced = 0
     for index, tensor in targets.items():
         if str(index) in ranges:
@@ -251,7 +277,16 @@ def apply_robust_ranges(calibrated: bytes, calib: CalibrationSet, method: str, p
             replaced += 1
     if not replaced:
         raise DataError("TFLite calibration recorded no tensor ranges")
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), shared_from
+
+
+def _fingerprints(tensors, calib: CalibrationSet) -> dict[str, np.ndarray]:
+    """Each calibrated tensor's fingerprints on the first calibration images, for a book's lookup."""
+    prints: dict[str, list[np.ndarray]] = {}
+    for sample in itertools.islice(calib.samples(), FINGERPRINT_IMAGES):
+        for name, value in tensors(sample):
+            prints.setdefault(name, []).append(fingerprint(value))
+    return {n: np.concatenate(p) for n, p in prints.items()}
 
 
 def _infinite_pads(model) -> set[int]:

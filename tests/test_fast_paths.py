@@ -63,8 +63,9 @@ def test_tflite_ranges_on_xnnpack_equal_the_builtin_kernels_ranges(source, calib
     calibrated = converter.convert()
 
     expected = _builtin_ranges(calibrated, calib)
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(apply_robust_ranges(calibrated, calib,
-                                                                                       "mean_minmax")))
+    flat, shared_from = apply_robust_ranges(calibrated, calib, "mean_minmax")
+    assert shared_from is None
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flat))
     got = {str(i): (float(t.quantization.min[0]), float(t.quantization.max[0]))
            for i, t in enumerate(model.subgraphs[0].tensors)
            if t.quantization is not None and t.quantization.min is not None and len(t.quantization.min)}

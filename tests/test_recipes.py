@@ -32,6 +32,10 @@ def test_recipe_lists_put_portable_recipes_first():
     for target in ("onnx", "openvino", "tflite"):
         first = candidate_recipes(target, machine="x86_64")[0]
         assert set(first.safe_isa) == set(ISA_CLASSES), target  # the default runs anywhere
+    openvino = candidate_recipes("openvino", machine="x86_64", framework="torch")
+    assert openvino[0].name == "qdq-w7" and openvino[0].from_onnx_qdq and openvino[0].weight_bits == 7
+    assert set(openvino[0].safe_isa) == set(ISA_CLASSES)
+    assert "qdq-w7" not in [r.name for r in candidate_recipes("openvino", framework="keras")]  # needs tf2onnx there
     onnx = candidate_recipes("onnx", machine="x86_64")
     assert [r.name for r in onnx] == ["u8s8-w7", "u8u8", "u8s8"]
     assert onnx[0].weight_bits == 7 and "x86-avx2" not in onnx[2].safe_isa
@@ -203,3 +207,16 @@ def test_chooser_decides_by_non_overlapping_blocks_only():
     assert choose(["a", "b"], [None, None], [], timer=apart, load=lambda: (5.0, 2))["index"] == 0
     assert choose(["a"], [None], [], timer=apart, load=idle) == {"index": 0, "chosen_by": "the only passing recipe",
                                                                  "blocks_ms": {}}
+
+
+def test_openvino_from_pytorch_tries_the_qdq_graph_first_except_under_an_accuracy_budget():
+    """The budget keeps layers in float by their names in NNCF's graph: the QDQ route has none to keep."""
+    from edgex.converters import TARGETS
+
+    from edgex.conversion.build import _recipes_to_try
+    from edgex.conversion.request import ConvertRequest
+
+    openvino = TARGETS["openvino"]
+    assert _recipes_to_try(openvino, ConvertRequest(precision="int8"), "torch")[:2] == ["qdq-w7", "performance-w7"]
+    assert "qdq-w7" not in _recipes_to_try(openvino, ConvertRequest(precision="int8", budget=object()), "torch")
+    assert "qdq-w7" not in _recipes_to_try(openvino, ConvertRequest(precision="int8"), "keras")

@@ -59,6 +59,23 @@ def test_int8_agrees_with_the_pytorch_source(tiny_torch, images_dir, tmp_path, t
     (result,) = convert(tiny_torch, target, precision="int8", calib_data=images_dir,
                         calibration=CalibrationOptions(size=24), output=tmp_path, progress=False)
     assert result.ok and result.parity["agreement"] >= 0.9, result
+    if target == "openvino":  # the ONNX QDQ graph, read by OpenVINO, runs int8 kernels (no NNCF pass)
+        manifest = json.loads((result.path / "manifest.json").read_text())
+        assert manifest["quantization"]["name"] == "qdq-w7", manifest["quantization"]
+        assert _openvino_conv_precisions(result.path / "model.xml") == {"u8"}
+
+
+def _openvino_conv_precisions(model: Path) -> set[str]:
+    """The precisions OpenVINO's CPU plugin runs the model's convolutions in, read from its compiled graph."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(model), "CPU")
+    found = set()
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == "Convolution":
+            found.add(info["runtimePrecision"].astype(str))
+    return found
 
 
 @pytest.mark.skipif(not HAS_LITERT_TORCH, reason="litert-torch is not installed (pip install 'edgex[litert-torch]')")

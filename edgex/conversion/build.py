@@ -189,15 +189,17 @@ def describe_input(pre) -> str:
             + (f" ({origin})" if origin else ""))
 
 
-def _recipes_to_try(info: TargetInfo, request: ConvertRequest) -> list[str | None]:
-    """int8: `--recipe` alone, else every candidate in order (fastest first); others: one build."""
+def _recipes_to_try(info: TargetInfo, request: ConvertRequest, framework: str) -> list[str | None]:
+    """int8: `--recipe` alone, else every candidate in order (fastest first); others: one build. With an
+    accuracy budget, not OpenVINO's QDQ route: the layers it keeps in float are named in NNCF's graph."""
     if request.precision != "int8":
         return [None]
     from edgex.calibration.recipes import candidate_recipes, recipe_named
 
     if request.recipe is not None:
-        return [recipe_named(info.name, request.recipe).name]
-    return [r.name for r in candidate_recipes(info.name, request.calib_method)]
+        return [recipe_named(info.name, request.recipe, framework=framework).name]
+    return [r.name for r in candidate_recipes(info.name, request.calib_method, framework=framework)
+            if request.budget is None or not r.from_onnx_qdq]
 
 
 def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib: CalibrationSet | None,
@@ -210,7 +212,7 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
     thresholds = request.thresholds or DEFAULT_THRESHOLDS[precision]
     result = {"target": info.name, "precision": precision, "path": str(destination),
               "skipped_bad_images": len(parity_inputs[1].get("skipped_bad_images", []))}
-    recipes = _recipes_to_try(info, request)
+    recipes = _recipes_to_try(info, request, source.framework)
     try_all = (len(recipes) > 1 and request.budget is None
                and getattr(load_converter(info), "RECIPES_SHARE_CALIBRATION", False))
     tries: list[dict] = []
