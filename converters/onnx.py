@@ -87,23 +87,16 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
         calib = need_calibration(calib)  # before the slow export
     timings: dict[str, float] = {}
     out = staging / MODEL_FILE
-    with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
-        fp32 = Path(tmp) / "fp32.onnx"
-        shutil.copyfile(_fp32_export(source, options, timings), fp32)  # the export stays for the next recipe
-        recipe = None
-        if options.precision == "int8":
-            recipe = quantize_recipe(source, options)
-            shared = _shared_calibration(source, options, recipe)
-            timings.update(quantize_int8(fp32, out, calib, recipe, Path(tmp), progress, nodes_to_exclude=keep_float,
-                                         shared=shared, book=book_path(source.work_dir(), calib,
-                                                                       recipe.range_estimator)))
-            recipe = with_shared_note(recipe, shared)
-        else:
-            shutil.move(fp32, out)  # not replace(): the output may be on another filesystem than /tmp
-        model = onnx.load(str(out))
-        set_metadata(model, source, recipe.to_dict() if recipe else None)
-        onnx.save(model, str(out))
-        onnx.checker.check_model(str(out), full_check=True)
+    recipe = None
+    if options.precision == "int8":
+        steps, recipe = qdq_int8(source, out, options, quantize_recipe(source, options), calib, progress, keep_float)
+        timings.update(steps)
+    else:
+        shutil.copyfile(_fp32_export(source, options, timings), out)  # the export stays for the next precision
+    model = onnx.load(str(out))
+    set_metadata(model, source, recipe.to_dict() if recipe else None)
+    onnx.save(model, str(out))
+    onnx.checker.check_model(str(out), full_check=True)
     return ArtifactFiles(
         model=out,
         files=[out],
@@ -115,17 +108,18 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
 
 
 def qdq_int8(source: Source, out: Path, options: ConvertOptions, recipe: Recipe, calib: CalibrationSet,
-             progress=None) -> tuple[dict[str, float], Recipe]:
-    """The QDQ int8 graph this target builds with `recipe` (another target's, e.g. OpenVINO reading it), written to
-    `out`; the fp32 export and the activation ranges are the ones this target's own build makes or made. Returns
-    the steps' seconds and `recipe` noting where its ranges came from."""
+             progress=None, keep_float: tuple[str, ...] = ()) -> tuple[dict[str, float], Recipe]:
+    """The QDQ int8 graph of `recipe` (this target's, or another's: OpenVINO reads it), written to `out`; the fp32
+    export and the activation ranges are made once per run, whichever target asks first. Returns the steps'
+    seconds and `recipe` noting where its ranges came from."""
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="edgex-onnx-") as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         shutil.copyfile(_fp32_export(source, options, timings), fp32)
         onnx_recipe = replace(recipe, target="onnx")
         shared = _shared_calibration(source, options, onnx_recipe)
-        timings.update(quantize_int8(fp32, out, calib, onnx_recipe, Path(tmp), progress, shared=shared,
+        timings.update(quantize_int8(fp32, out, calib, onnx_recipe, Path(tmp), progress, nodes_to_exclude=keep_float,
+                                     shared=shared,
                                      book=book_path(source.work_dir(), calib, onnx_recipe.range_estimator)))
     return timings, with_shared_note(recipe, shared)
 

@@ -20,7 +20,7 @@ _RANGE_SUFFIX = ("__edgex_min", "__edgex_max")
 
 
 def activation_ranges(prepared: Path, calib: CalibrationSet, method: str, tmp: Path, progress,
-            book: Path | None) -> tuple[dict[str, tuple[float, float]], str | None]:
+                      book: Path | None) -> tuple[dict[str, tuple[float, float]], str | None]:
     """The book's ranges when every activation here matches one of its tensors, else this graph's own pass (which
     then writes the book); and the target the ranges came from (None: this one)."""
     shared = RangeBook.load(book) if book is not None else None
@@ -38,8 +38,7 @@ def activation_ranges(prepared: Path, calib: CalibrationSet, method: str, tmp: P
             return found, shared.made_by
     ranges = collect_ranges(prepared, calib, method, tmp, progress)
     if book is not None and len(calib) >= FINGERPRINT_IMAGES:
-        names = [n for n in float_activations(onnx_load(prepared)) if n in ranges]
-        RangeBook(ranges, _fingerprints(prepared, names, calib), "onnx").save(book)
+        RangeBook(ranges, _fingerprints(prepared, list(ranges), calib), "onnx").save(book)
     return ranges, None
 
 

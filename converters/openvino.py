@@ -97,7 +97,6 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
 
 def _float_model(source: Source):
     """The source as an OpenVINO float model, in the artifact's layout."""
-    import openvino as ov
 
     if source.framework == "torch":  # converted from the nn.Module
         from edgex.sources.torch_export import to_openvino
@@ -105,18 +104,24 @@ def _float_model(source: Source):
         return to_openvino(source)
     from edgex.sources.onnx_source import float_graph  # an ONNX source: its checked float graph
 
-    graph = float_graph(source) if source.framework == "onnx" else source.saved_model()
+    return _read_graph(float_graph(source) if source.framework == "onnx" else source.saved_model(),
+                       f"OpenVINO could not convert {source.path}")
+
+
+def _read_graph(graph: Path, failure: str):
+    """`ov.convert_model` of an ONNX file or SavedModel; its untyped errors become DataError(`failure`: why)."""
+    import openvino as ov
+
     try:
         return ov.convert_model(str(graph))
     except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
-        raise DataError(f"OpenVINO could not convert {source.path}: {exc}") from exc
+        raise DataError(f"{failure}: {exc}") from exc
 
 
 def _from_onnx_qdq(source: Source, staging: Path, options: ConvertOptions, recipe: Recipe, calib: CalibrationSet,
                    progress, keep_float: tuple[str, ...], timings: dict[str, float]):
     """OpenVINO's model of the ONNX target's QDQ int8 graph, and the recipe with its notes: OpenVINO turns each
     QuantizeLinear/DequantizeLinear pair into its FakeQuantize and runs int8 kernels, as after NNCF."""
-    import openvino as ov
     from edgex.converters.onnx import qdq_int8
 
     if keep_float:
@@ -127,10 +132,7 @@ def _from_onnx_qdq(source: Source, staging: Path, options: ConvertOptions, recip
         steps, recipe = qdq_int8(source, qdq, options, recipe, calib, progress)
         timings.update({f"ONNX QDQ graph: {step}": s for step, s in steps.items()})
         start = time.perf_counter()
-        try:
-            model = ov.convert_model(str(qdq))
-        except Exception as exc:  # OpenVINO raises its own untyped errors for bad graphs.
-            raise DataError(f"OpenVINO could not read the QDQ graph of {source.path}: {exc}") from exc
+        model = _read_graph(qdq, f"OpenVINO could not read the QDQ graph of {source.path}")
         timings["convert_model (QDQ graph)"] = time.perf_counter() - start
     finally:
         qdq.unlink(missing_ok=True)
