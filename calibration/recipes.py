@@ -66,15 +66,17 @@ def _onnx(machine: str) -> list[Recipe]:
     return [s8s8, w7, u8u8]
 
 
-def _openvino(framework: str | None) -> list[Recipe]:
-    """NNCF's recipes; from a PyTorch source the ONNX QDQ graph first. Its fp32 ONNX export takes seconds, and
-    NNCF's statistics pass over the calibration set (112 s of a 364 s all-int8 run on 2 AVX2 cores) is the
-    second range pass of the run: the QDQ graph reuses the ONNX target's ranges. Parity decides, as always."""
+def _openvino(qdq_first: bool) -> list[Recipe]:
+    """NNCF's recipes and the ONNX QDQ graph read by OpenVINO, first where the fp32 ONNX graph is made in seconds
+    (PyTorch and ONNX sources, Keras Xceptions through the PyTorch port: `converters.onnx.cheap_float_export`).
+    NNCF's statistics pass over the calibration set (122 s of a 310 s Keras all-int8 run on 2 AVX2 cores) is a
+    second range pass; the QDQ graph reuses the run's one range pass. Elsewhere it would need tf2onnx (a 3.5 GB
+    child), so it comes last, for `--recipe`. Parity decides, as always."""
     notes = "nncf.quantize with the calibration set; NNCF's own mean-of-per-sample min/max ranges"
     qdq = Recipe("openvino", "qdq-w7", activation_type="uint8", weight_bits=7, from_onnx_qdq=True,
                  notes="ONNX Runtime's QDQ int8 graph (edgex's ranges, per-channel 7-bit weights) read by OpenVINO, "
                        "no NNCF pass; 7-bit weights: no saturation on AVX2/AVX-512 without VNNI")
-    return [*([qdq] if framework == "torch" else []),
+    nncf_recipes = [
         Recipe("openvino", "performance-w7", range_estimator="nncf_default", activation_type="uint8/int8",
                weight_bits=7, preset="performance",
                notes=notes + "; OverflowFix.ENABLE (7-bit weights): no saturation on AVX2/AVX-512 without VNNI"),
@@ -84,6 +86,7 @@ def _openvino(framework: str | None) -> list[Recipe]:
                preset="performance", safe_isa=_NOT_AVX2,
                notes=notes + "; NNCF defaults (OverflowFix.FIRST_LAYER): may saturate on AVX2-only x86"),
     ]
+    return [qdq, *nncf_recipes] if qdq_first else [*nncf_recipes, qdq]
 
 
 def _tflite() -> list[Recipe]:
@@ -96,10 +99,11 @@ def _tflite() -> list[Recipe]:
 
 
 def candidate_recipes(target: str, range_estimator: str = CALIBRATION.method,
-                      machine: str | None = None, framework: str | None = None) -> list[Recipe]:
-    """The recipes `convert` tries for `target` from a `framework` source, in order: portable and fastest first."""
+                      machine: str | None = None, qdq_first: bool = False) -> list[Recipe]:
+    """The recipes `convert` tries for `target`, in order: portable and fastest first. `qdq_first`: the source's
+    fp32 ONNX graph is made in seconds (`converters.onnx.cheap_float_export`), so OpenVINO reads its QDQ graph."""
     machine = (machine or platform.machine()).lower()
-    table = {"onnx": lambda: _onnx(machine), "openvino": lambda: _openvino(framework), "tflite": _tflite}
+    table = {"onnx": lambda: _onnx(machine), "openvino": lambda: _openvino(qdq_first), "tflite": _tflite}
     recipes = table[target]()
     if range_estimator != CALIBRATION.method:
         recipes = [replace(r, range_estimator=range_estimator) for r in recipes]
@@ -107,9 +111,9 @@ def candidate_recipes(target: str, range_estimator: str = CALIBRATION.method,
 
 
 def recipe_named(target: str, name: str | None, range_estimator: str = CALIBRATION.method,
-                 framework: str | None = None) -> Recipe:
+                 qdq_first: bool = False) -> Recipe:
     """One recipe by name (None: the first candidate); an unknown name is a usage error listing the others."""
-    recipes = candidate_recipes(target, range_estimator, framework=framework)
+    recipes = candidate_recipes(target, range_estimator, qdq_first=qdq_first)
     if name is None:
         return recipes[0]
     for recipe in recipes:
@@ -121,4 +125,4 @@ def recipe_named(target: str, name: str | None, range_estimator: str = CALIBRATI
 
 def all_recipe_names() -> dict[str, list[str]]:
     """target -> recipe names on this machine, from any source (for --help and error messages)."""
-    return {t: [r.name for r in candidate_recipes(t, framework="torch")] for t in ("onnx", "openvino", "tflite")}
+    return {t: [r.name for r in candidate_recipes(t)] for t in ("onnx", "openvino", "tflite")}

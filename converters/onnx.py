@@ -43,8 +43,9 @@ def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
 
 def prepare(source: Source, options: ConvertOptions) -> None:
     """Start tf2onnx now, in the background (it runs in child processes), so the export overlaps the
-    other targets' builds; convert() waits for it. PyTorch and ONNX sources export in-process, when converted."""
-    if source.framework in ("torch", "onnx"):
+    other targets' builds; convert() waits for it. PyTorch and ONNX sources, and Keras Xceptions (through the
+    PyTorch port, edgex.sources.keras_port_export), export in-process, in seconds, when converted."""
+    if cheap_float_export(source):
         return
     key = tf2onnx_cache.export_key(source, options.opset)
     if tf2onnx_cache.has(key):  # convert() takes it from the cache
@@ -55,8 +56,17 @@ def prepare(source: Source, options: ConvertOptions) -> None:
 
 
 def needs_saved_model(source: Source, options: ConvertOptions) -> bool:
-    """False when an earlier run's fp32 export of this source is in the cache: no SavedModel, no tf2onnx."""
-    return not tf2onnx_cache.has(tf2onnx_cache.export_key(source, options.opset))
+    """False when the export needs no tf2onnx (see `cheap_float_export`), or when an earlier run's fp32 export
+    of this source is in the cache."""
+    return not cheap_float_export(source) and not tf2onnx_cache.has(tf2onnx_cache.export_key(source, options.opset))
+
+
+def cheap_float_export(source: Source) -> bool:
+    """Whether the fp32 ONNX graph is made in-process in seconds (no tf2onnx child): PyTorch and ONNX sources,
+    and Keras models the PyTorch port maps layer for layer. OpenVINO then reads the ONNX QDQ graph first."""
+    from edgex.sources.keras_port_export import portable
+
+    return source.framework in ("torch", "onnx") or portable(source)
 
 
 def _export_key(opset: int) -> str:
@@ -163,12 +173,19 @@ def _fp32_export(source: Source, options: ConvertOptions, timings: dict[str, flo
         shutil.copyfile(float_graph(source), exported)
         timings["check the source graph"] = time.perf_counter() - start
     else:
+        from edgex.sources.keras_port_export import PORT_EXPORT_STEP, export_via_port, portable
+
+        why_not = export_via_port(source, exported, options.opset) if portable(source) else "not portable"
+        if why_not is None:
+            timings[PORT_EXPORT_STEP] = time.perf_counter() - start
+            return exported
         key = tf2onnx_cache.export_key(source, options.opset)
+        fallback = "" if why_not == "not portable" else f" ({why_not})"
         if tf2onnx_cache.fetch(key, exported):
-            timings["tf2onnx (reused from the cache of earlier runs)"] = time.perf_counter() - start
+            timings["tf2onnx (reused from the cache of earlier runs)" + fallback] = time.perf_counter() - start
         else:  # none, or damaged: exported now (the SavedModel too, if no target needed it up front)
             export_with_tf2onnx(source.saved_model(), exported, options.opset)
-            timings["tf2onnx"] = time.perf_counter() - start
+            timings["tf2onnx" + fallback] = time.perf_counter() - start
             tf2onnx_cache.store(key, exported)
     return exported
 

@@ -40,7 +40,17 @@ def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
     """int8: NNCF post-training quantization, on every source framework."""
     if options.precision != "int8":
         return None
-    return recipe_named("openvino", options.recipe, options.range_estimator, framework=source.framework)
+    from edgex.converters.onnx import cheap_float_export
+
+    return recipe_named("openvino", options.recipe, options.range_estimator, qdq_first=cheap_float_export(source))
+
+
+def needs_saved_model(source: Source, options: ConvertOptions) -> bool:
+    """int8 from a source whose ONNX graph is made in-process reads the QDQ graph; NNCF's fallback recipes
+    export the SavedModel when they run."""
+    from edgex.converters.onnx import cheap_float_export
+
+    return not (options.precision == "int8" and cheap_float_export(source))
 
 
 def describe(path: Path) -> tuple[list[dict], list[dict]]:

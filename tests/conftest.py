@@ -71,3 +71,20 @@ def tiny_model(tmp_path_factory) -> Path:
         (folder / "tiny_xception.classes.json").write_text(json.dumps(CLASSES))
 
     return build_once(run_shared_dir(tmp_path_factory, "model"), build) / "tiny_xception.keras"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_via_tf2onnx(tmp_path_factory) -> Path:
+    """The tiny Xception followed by an Identity layer, which edgex's PyTorch port does not map: its ONNX graph
+    comes from tf2onnx (a SavedModel, child processes, the export cache), as for any non-Xception Keras model."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+    def build(folder: Path) -> None:
+        import keras
+
+        tiny = build_tiny_model()
+        inputs = keras.Input(tiny.input_shape[1:])
+        keras.Model(inputs, keras.layers.Identity()(tiny(inputs))).save(folder / "tiny_xception.keras")
+        (folder / "tiny_xception.classes.json").write_text(json.dumps(CLASSES))
+
+    return build_once(run_shared_dir(tmp_path_factory, "model-tf2onnx"), build) / "tiny_xception.keras"

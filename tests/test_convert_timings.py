@@ -7,7 +7,9 @@ import json
 from helpers import run_edgex
 
 
-def test_timings_table_names_every_step(tiny_model, images_dir, tmp_path):
+def test_timings_table_names_every_step(tiny_model_via_tf2onnx, images_dir, tmp_path):
+    """A Keras model whose ONNX graph comes from tf2onnx: the export starts first, in the background."""
+    tiny_model = tiny_model_via_tf2onnx
     out = tmp_path / "out"
     cache = {"EDGEX_CACHE_DIR": str(tmp_path / "cache")}  # empty: this run exports with tf2onnx
     done = run_edgex("convert", "--model", tiny_model, "--target", "all", "--int8", "--calib-data", images_dir,

@@ -109,8 +109,8 @@ def test_tflite_float_variants_and_preprocess_override(tiny_model, images_dir, t
         assert manifest["preprocess"]["interpolation"] == "nearest"
 
 
-def test_rerun_replaces_the_artifact_atomically(tiny_model, images_dir, tmp_path):
-    args = ("convert", "--model", tiny_model, "--target", "onnx", "--calib-data", images_dir, "--output",
+def test_rerun_replaces_the_artifact_atomically(tiny_model_via_tf2onnx, images_dir, tmp_path):
+    args = ("convert", "--model", tiny_model_via_tf2onnx, "--target", "onnx", "--calib-data", images_dir, "--output",
             tmp_path, "-q")
     assert run_edgex(*args).returncode == 0
     stale = tmp_path / "tiny_xception" / ".edgex-staging-999999999-onnx-fp32-dead"

@@ -16,12 +16,24 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_model, images_dir, tmp_path_factory):
-    """The tiny Keras Xception as NHWC ONNX, written once by edgex's own fp32 conversion (tf2onnx)."""
+    """The tiny Keras Xception as NHWC ONNX written by tf2onnx, with the metadata of edgex's own fp32 conversion."""
+    import onnx
+    from edgex.converters.onnx import export_with_tf2onnx
+
     from edgex.api import convert
+    from edgex.sources.load import load_source
 
     def build(folder):
         convert(tiny_model, "onnx", calib_data=images_dir, output=folder / "out")
-        shutil.copyfile(folder / "out" / "tiny_xception" / "onnx-fp32" / "model.onnx", folder / "tiny.onnx")
+        converted = onnx.load(str(folder / "out" / "tiny_xception" / "onnx-fp32" / "model.onnx"))
+        source = load_source(tiny_model)
+        try:
+            export_with_tf2onnx(source.saved_model(), folder / "tiny.onnx", 17)
+        finally:
+            source.close()
+        model = onnx.load(str(folder / "tiny.onnx"))
+        model.metadata_props.extend(converted.metadata_props)
+        onnx.save(model, str(folder / "tiny.onnx"))
         (folder / "tiny.classes.json").write_text(json.dumps(CLASSES))
         shutil.rmtree(folder / "out")
 

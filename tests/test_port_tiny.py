@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -71,3 +72,30 @@ def test_port_refuses_a_model_that_is_not_an_xception(tmp_path):
         port_keras(path, tmp_path / "small.safetensors")
     assert caught.value.exit_code == 65
     assert not (tmp_path / "small.safetensors").exists()
+
+
+def test_a_keras_xception_exports_to_onnx_through_the_port(tiny_model, images_dir, tmp_path, monkeypatch):
+    """`convert`'s ONNX export of a Keras Xception (no tf2onnx): the graph answers like Keras on real images, takes
+    NHWC like the source, and names its output; where the port is not exact nothing is written and the reason is
+    returned (the converter then falls back to tf2onnx)."""
+    import onnxruntime as ort
+
+    from edgex.sources import keras_port_export
+    from edgex.sources.load import load_source
+
+    source = load_source(tiny_model)
+    try:
+        out = tmp_path / "fp32.onnx"
+        assert keras_port_export.export_via_port(source, out, 17) is None
+        session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        (image,), (output,) = session.get_inputs(), session.get_outputs()
+        assert image.shape[1:] == [96, 96, 3] and output.name == "logits"
+        batch = np.stack([source.preprocess.load(p) for p in sorted(images_dir.rglob("*.png"))[:6]])
+        np.testing.assert_allclose(session.run(None, {image.name: batch})[0], source.predict(batch), atol=1e-4)
+
+        monkeypatch.setattr(keras_port_export, "PORT", SimpleNamespace(tolerance=-1.0))  # no difference is below it
+        refused = tmp_path / "refused.onnx"
+        why = keras_port_export.export_via_port(source, refused, 17)
+        assert why.startswith("the PyTorch port differs from Keras by") and not refused.exists()
+    finally:
+        source.close()

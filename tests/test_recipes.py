@@ -32,13 +32,35 @@ def test_recipe_lists_put_portable_recipes_first():
     for target in ("onnx", "openvino", "tflite"):
         first = candidate_recipes(target, machine="x86_64")[0]
         assert set(first.safe_isa) == set(ISA_CLASSES), target  # the default runs anywhere
-    openvino = candidate_recipes("openvino", machine="x86_64", framework="torch")
+    openvino = candidate_recipes("openvino", machine="x86_64", qdq_first=True)
     assert openvino[0].name == "qdq-w7" and openvino[0].from_onnx_qdq and openvino[0].weight_bits == 7
     assert set(openvino[0].safe_isa) == set(ISA_CLASSES)
-    assert "qdq-w7" not in [r.name for r in candidate_recipes("openvino", framework="keras")]  # needs tf2onnx there
+    # where the fp32 ONNX graph needs tf2onnx (a 3.5 GB child), NNCF first; the QDQ route stays for --recipe
+    assert [r.name for r in candidate_recipes("openvino")][::3] == ["performance-w7", "qdq-w7"]
     onnx = candidate_recipes("onnx", machine="x86_64")
     assert [r.name for r in onnx] == ["u8s8-w7", "u8u8", "u8s8"]
     assert onnx[0].weight_bits == 7 and "x86-avx2" not in onnx[2].safe_isa
+
+
+def test_the_qdq_route_comes_first_where_the_onnx_graph_is_made_in_process(tiny_model, tmp_path):
+    """A Keras Xception exports through the PyTorch port (seconds, no tf2onnx): OpenVINO reads its QDQ graph; a
+    Keras model the port does not map (a plain CNN) keeps NNCF first."""
+    import keras
+    from edgex.converters.onnx import cheap_float_export
+
+    from edgex.sources.load import load_source
+
+    tiny = load_source(tiny_model)
+    inputs = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    plain_path = tmp_path / "plain.keras"
+    keras.Model(inputs, keras.layers.Dense(2)(pooled)).save(plain_path)
+    plain = load_source(plain_path)
+    try:
+        assert cheap_float_export(tiny) and not cheap_float_export(plain)
+    finally:
+        tiny.close()
+        plain.close()
 
 
 def test_isa_classes():
@@ -209,14 +231,17 @@ def test_chooser_decides_by_non_overlapping_blocks_only():
                                                                  "blocks_ms": {}}
 
 
-def test_openvino_from_pytorch_tries_the_qdq_graph_first_except_under_an_accuracy_budget():
+def test_openvino_tries_the_qdq_graph_first_except_under_an_accuracy_budget():
     """The budget keeps layers in float by their names in NNCF's graph: the QDQ route has none to keep."""
+    from types import SimpleNamespace
+
     from edgex.converters import TARGETS
 
     from edgex.conversion.build import _recipes_to_try
     from edgex.conversion.request import ConvertRequest
 
-    openvino = TARGETS["openvino"]
-    assert _recipes_to_try(openvino, ConvertRequest(precision="int8"), "torch")[:2] == ["qdq-w7", "performance-w7"]
-    assert "qdq-w7" not in _recipes_to_try(openvino, ConvertRequest(precision="int8", budget=object()), "torch")
-    assert "qdq-w7" not in _recipes_to_try(openvino, ConvertRequest(precision="int8"), "keras")
+    openvino, torch_source = TARGETS["openvino"], SimpleNamespace(framework="torch")
+    assert _recipes_to_try(openvino, ConvertRequest(precision="int8"), torch_source)[:2] == ["qdq-w7", "performance-w7"]
+    assert "qdq-w7" not in _recipes_to_try(openvino, ConvertRequest(precision="int8", budget=object()), torch_source)
+    saved_model = SimpleNamespace(framework="saved_model")  # its ONNX graph needs tf2onnx: NNCF first
+    assert _recipes_to_try(openvino, ConvertRequest(precision="int8"), saved_model)[0] == "performance-w7"

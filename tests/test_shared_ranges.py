@@ -70,10 +70,16 @@ def test_onnx_takes_the_tflite_pass_ranges_equal_to_its_own(tiny_model, images_d
     assert apply_robust_ranges(calibrated, calib, "mean_minmax", book=book)[1] == "tflite"  # its own book: matched
 
 
-@pytest.mark.parametrize(("target", "made_by"), [("onnx", "tflite"), ("tflite", None)])
+@pytest.mark.parametrize(("target", "made_by"), [("onnx", None), ("openvino", None), ("tflite", "onnx")])
 def test_the_manifest_says_whose_ranges_an_artifact_has(tiny_model, images_dir, tmp_path_factory, target, made_by):
-    """`convert --target all --int8` of a Keras model: TFLite's pass runs first (ONNX waits for tf2onnx), ONNX takes
-    its ranges and says so; TFLite's are its own."""
+    """`convert --target all --int8` of a Keras Xception: the ONNX graph is exported through the PyTorch port (no
+    tf2onnx) and its range pass is the run's one; OpenVINO and ONNX share its QDQ graph; TFLite takes the ranges and
+    says so."""
     out = tiny_int8_artifacts(tiny_model, images_dir, tmp_path_factory)
-    notes = json.loads((out / f"{target}-int8" / "manifest.json").read_text())["quantization"]["notes"]
+    manifest = json.loads((out / f"{target}-int8" / "manifest.json").read_text())
+    notes = manifest["quantization"]["notes"]
     assert (shared_note(made_by) in notes) if made_by else "pass over the same images" not in notes, notes
+    assert not any("tf2onnx" in step for step in manifest["timings_s"]), manifest["timings_s"]
+    if target == "openvino":  # built before ONNX, so its QDQ graph made the export and the pass
+        assert manifest["quantization"]["name"] == "qdq-w7"
+        assert "ONNX QDQ graph: torch.onnx.export of the PyTorch port" in manifest["timings_s"], manifest["timings_s"]

@@ -189,16 +189,18 @@ def describe_input(pre) -> str:
             + (f" ({origin})" if origin else ""))
 
 
-def _recipes_to_try(info: TargetInfo, request: ConvertRequest, framework: str) -> list[str | None]:
+def _recipes_to_try(info: TargetInfo, request: ConvertRequest, source: Source) -> list[str | None]:
     """int8: `--recipe` alone, else every candidate in order (fastest first); others: one build. With an
     accuracy budget, not OpenVINO's QDQ route: the layers it keeps in float are named in NNCF's graph."""
     if request.precision != "int8":
         return [None]
     from edgex.calibration.recipes import candidate_recipes, recipe_named
+    from edgex.converters.onnx import cheap_float_export
 
+    qdq_first = info.name == "openvino" and cheap_float_export(source)
     if request.recipe is not None:
-        return [recipe_named(info.name, request.recipe, framework=framework).name]
-    return [r.name for r in candidate_recipes(info.name, request.calib_method, framework=framework)
+        return [recipe_named(info.name, request.recipe, qdq_first=qdq_first).name]
+    return [r.name for r in candidate_recipes(info.name, request.calib_method, qdq_first=qdq_first)
             if request.budget is None or not r.from_onnx_qdq]
 
 
@@ -212,7 +214,7 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
     thresholds = request.thresholds or DEFAULT_THRESHOLDS[precision]
     result = {"target": info.name, "precision": precision, "path": str(destination),
               "skipped_bad_images": len(parity_inputs[1].get("skipped_bad_images", []))}
-    recipes = _recipes_to_try(info, request, source.framework)
+    recipes = _recipes_to_try(info, request, source)
     try_all = (len(recipes) > 1 and request.budget is None
                and getattr(load_converter(info), "RECIPES_SHARE_CALIBRATION", False))
     tries: list[dict] = []

@@ -23,7 +23,11 @@ def _fake_quants(model) -> list:
 
 
 def _bypass(model, keep: set[str]):
-    """Rewire every activation FakeQuantize not in `keep` to pass its input through; returns their sources."""
+    """Rewire every activation FakeQuantize not in `keep` to pass its input through; returns their sources. One whose
+    range starts at 0 passes it through a ReLU: ONNX Runtime's QDQ quantizer drops a ReLU whose quantized output
+    clips at zero anyway, so in an IR read from a QDQ graph (recipe qdq-w7) that FakeQuantize is the ReLU."""
+    import openvino.opset13 as ops
+
     sources = {}
     for fq in _fake_quants(model):
         name = fq.get_friendly_name()
@@ -31,8 +35,10 @@ def _bypass(model, keep: set[str]):
         sources[name] = source
         if name in keep:
             continue
+        low = np.asarray(fq.input_value(1).get_node().get_data())
+        passed = ops.relu(source).output(0) if low.size and np.all(low == 0) else source
         for target in list(fq.output(0).get_target_inputs()):
-            target.replace_source_output(source)
+            target.replace_source_output(passed)
     model.validate_nodes_and_infer_types()
     return sources
 
@@ -71,6 +77,17 @@ def rows_of(model) -> list[dict]:
     return rows
 
 
+def _output_positions(model, added) -> list[int]:
+    """Where each output `add_outputs` returned sits among the model's outputs: a port that already was an output
+    (the QDQ route's last FakeQuantize is the model's output) or was asked for twice is not added again, so the
+    compiled model's values are not in the order asked."""
+    def key(output) -> tuple[str, int]:
+        return output.get_node().get_friendly_name(), output.get_index()
+
+    positions = {key(output): k for k, output in enumerate(model.outputs)}
+    return [positions[key(output)] for output in added]
+
+
 def analyse(xml_path: Path, samples: list[np.ndarray], with_isolated: bool,
             progress: Callable[[], None] | None = None) -> dict:
     import openvino as ov
@@ -78,23 +95,24 @@ def analyse(xml_path: Path, samples: list[np.ndarray], with_isolated: bool,
     core = ov.Core()
     quant = core.read_model(str(xml_path))
     rows = rows_of(quant)
-    quant_ports = [fq.output(0) for fq in _fake_quants(quant)]
-    quant.add_outputs(quant_ports)
+    quant_at = _output_positions(quant, quant.add_outputs([fq.output(0) for fq in _fake_quants(quant)]))
     reference = core.read_model(str(xml_path))
     sources = _bypass(reference, set())
     ref_ports = [sources[r["layer"]] for r in rows]
     from_input = {i for i, port in enumerate(ref_ports) if port.get_node().get_type_name() == "Parameter"}
-    reference.add_outputs([p for i, p in enumerate(ref_ports) if i not in from_input])
+    ref_at = _output_positions(reference, reference.add_outputs([p for i, p in enumerate(ref_ports)
+                                                                 if i not in from_input]))
     compiled_q = core.compile_model(quant, "CPU", _F32)
     compiled_r = core.compile_model(reference, "CPU", _F32)
     stats = {r["layer"]: ErrorStats() for r in rows}
     use = {r["layer"]: RangeUse() for r in rows}
     output, agree, references, quantized = ErrorStats(), 0, [], []
     for sample in samples:
-        qv = list(compiled_q(sample).values())
+        q_all = list(compiled_q(sample).values())
+        qv = [q_all[0], *(q_all[k] for k in quant_at)]
         quantized.append(qv[0])
         rv_all = list(compiled_r(sample).values())
-        rv, extra = rv_all[0], iter(rv_all[1:])
+        rv, extra = rv_all[0], iter([rv_all[k] for k in ref_at])
         references.append(rv)
         for i, row in enumerate(rows):
             ref_value = sample if i in from_input else next(extra)

@@ -62,11 +62,19 @@ def _tflite_names(path: Path, layers: dict[str, str]) -> dict[str, list[str]]:
 
 
 def _openvino_names(path: Path, layers: dict[str, str]) -> dict[str, list[str]]:
-    """OpenVINO drops Keras scopes from names, so weighted ops are matched to weighted Keras layers in
-    graph order by kind (a SeparableConv2D is a GroupConvolution then a Convolution)."""
+    """An IR read from an ONNX QDQ graph (recipe qdq-w7) keeps the ONNX ops' Keras-scoped names; one converted
+    from a SavedModel does not, so there weighted ops are matched to weighted Keras layers in graph order by kind
+    (a SeparableConv2D is a GroupConvolution then a Convolution)."""
     import openvino as ov
 
     model = ov.Core().read_model(str(path))
+    weighted = [op for op in model.get_ordered_ops()
+                if op.get_type_name() in ("Convolution", "GroupConvolution", "MatMul")]
+    named: dict[str, list[str]] = {}
+    for op in weighted:
+        _add(named, primary_layer(op.get_friendly_name(), layers), op.get_friendly_name())
+    if named:
+        return named
     expected: list[tuple[str, str]] = []
     for name, kind in layers.items():
         if kind == "SeparableConv2D":

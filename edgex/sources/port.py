@@ -130,6 +130,38 @@ def config_for(found: KerasXceptionLayers, input_size: tuple[int, int]):
     )
 
 
+def layer_slots(found: KerasXceptionLayers, config) -> list[tuple[str, str, object]]:
+    """(module path, kind, Keras layer) for every weighted layer, in graph order: the one place the two
+    architectures are lined up (the weight copy and the ONNX export's names both read it)."""
+    slots = [("stem1", "conv", found.stem[0]), ("stem2", "conv", found.stem[1])]
+    seps = iter(found.separables)
+    for i in range(3):
+        slots += [(f"entry.{i}.residual", "conv", found.residuals[i]),
+                  (f"entry.{i}.sep1", "separable", next(seps)), (f"entry.{i}.sep2", "separable", next(seps))]
+    for i in range(config.middle_blocks):
+        slots += [(f"middle.{i}.seps.{j}", "separable", next(seps)) for j in range(3)]
+    slots.append(("exit.residual", "conv", found.residuals[3]))
+    slots += [(prefix, "separable", next(seps)) for prefix in ("exit.sep1", "exit.sep2", "exit_sep1", "exit_sep2")]
+    if config.head == "linear":
+        slots.append(("head", "dense", found.dense[0]))
+    elif config.head == "dense":
+        slots += [("head.0", "dense", found.dense[0]), ("head.2", "dense", found.dense[1])]
+    return slots
+
+
+def keras_scopes(found: KerasXceptionLayers, config) -> dict[str, str]:
+    """module path -> the Keras scope converters give that layer's ops (`block2_sepconv1/separable_conv2d/depthwise`
+    for a depthwise half), so a graph exported from the port names its ops as tf2onnx would."""
+    scopes: dict[str, str] = {}
+    for prefix, kind, layer in layer_slots(found, config):
+        if kind == "separable":
+            scopes[f"{prefix}.depthwise"] = f"{layer.name}/separable_conv2d/depthwise"
+            scopes[prefix] = f"{layer.name}/separable_conv2d"
+        else:
+            scopes[prefix] = layer.name
+    return scopes
+
+
 def keras_to_state_dict(found: KerasXceptionLayers, module) -> dict:
     """Every Keras weight in PyTorch layout, under the module's state_dict names."""
     import torch
@@ -157,26 +189,9 @@ def keras_to_state_dict(found: KerasXceptionLayers, module) -> dict:
         kernel, bias = layer.get_weights()
         state[f"{prefix}.weight"], state[f"{prefix}.bias"] = kernel.T, bias
 
-    conv("stem1", found.stem[0])
-    conv("stem2", found.stem[1])
-    seps = iter(found.separables)
-    for i in range(3):
-        conv(f"entry.{i}.residual", found.residuals[i])
-        separable(f"entry.{i}.sep1", next(seps))
-        separable(f"entry.{i}.sep2", next(seps))
-    for i in range(module.config.middle_blocks):
-        for j in range(3):
-            separable(f"middle.{i}.seps.{j}", next(seps))
-    conv("exit.residual", found.residuals[3])
-    separable("exit.sep1", next(seps))
-    separable("exit.sep2", next(seps))
-    separable("exit_sep1", next(seps))
-    separable("exit_sep2", next(seps))
-    if module.config.head == "linear":
-        dense("head", found.dense[0])
-    elif module.config.head == "dense":
-        dense("head.0", found.dense[0])
-        dense("head.2", found.dense[1])
+    mappers = {"conv": conv, "separable": separable, "dense": dense}
+    for prefix, kind, layer in layer_slots(found, module.config):
+        mappers[kind](prefix, layer)
     tensors = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)) for k, v in state.items()}
     for key, value in module.state_dict().items():
         if key.endswith("num_batches_tracked"):
@@ -199,12 +214,15 @@ def verification_inputs(preprocess: Preprocess, images: Path | None, limit: int 
     return np.stack(batch)
 
 
-def max_logit_difference(source, module, inputs: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Largest |Keras - PyTorch| over all inputs and outputs, and both outputs."""
+def max_logit_difference(source, module, inputs: np.ndarray, batch: int = 8) -> tuple[float, np.ndarray, np.ndarray]:
+    """Largest |Keras - PyTorch| over all inputs and outputs, and both outputs, `batch` inputs per call (1 inside
+    a conversion: TensorFlow's allocator keeps what a larger batch took, about 0.7 GB for 4 at 299x299)."""
     from edgex.sources.pytorch import TorchModel
 
-    reference = np.concatenate([source.predict(inputs[i : i + 8]) for i in range(0, len(inputs), 8)])
-    candidate = TorchModel(module).predict(inputs, source.preprocess.layout)
+    torch_model = TorchModel(module)
+    parts = [inputs[i : i + batch] for i in range(0, len(inputs), batch)]
+    reference = np.concatenate([source.predict(part) for part in parts])
+    candidate = np.concatenate([torch_model.predict(part, source.preprocess.layout) for part in parts])
     if reference.shape != candidate.shape:
         raise DataError(f"Keras gives outputs of shape {reference.shape}, the PyTorch port {candidate.shape}")
     return float(np.max(np.abs(reference - candidate))), reference, candidate

@@ -20,10 +20,9 @@ from edgex.errors import DataError, MissingDependencyError, UsageError
 ONNX_MIN_OPSET = 18  # the dynamo exporter's lowest native opset
 
 
-def _module_and_example(source, batch: int = 1):
-    model = source.model
-    module = model.for_layout(source.preprocess.layout)
-    return module, model.example_input(source.preprocess, batch)
+def _module_and_example(model, preprocess, batch: int = 1):
+    module = model.for_layout(preprocess.layout)
+    return module, model.example_input(preprocess, batch)
 
 
 @contextlib.contextmanager
@@ -44,21 +43,27 @@ def _quiet():
 
 
 def export_onnx(source, out: Path, opset: int) -> None:
-    """fp32 ONNX with a dynamic batch dimension, weights inside the file."""
+    """fp32 ONNX of a PyTorch source with a dynamic batch dimension, weights inside the file."""
+    export_module_onnx(source.model, source.preprocess, out, opset, source.path)
+
+
+def export_module_onnx(model, preprocess, out: Path, opset: int, origin: Path, output_name: str = "logits") -> None:
+    """fp32 ONNX of a TorchModel taking `preprocess`'s layout (a dynamic batch where the module allows one);
+    `origin` names the model in errors."""
     import torch
 
-    dynamic = source.model.dynamic_batch
-    module, example = _module_and_example(source, batch=2 if dynamic else 1)
+    dynamic = model.dynamic_batch
+    module, example = _module_and_example(model, preprocess, batch=2 if dynamic else 1)
     shapes = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic else None
     try:
         with _quiet():
             torch.onnx.export(module, (example,), str(out), dynamo=True, opset_version=max(opset, ONNX_MIN_OPSET),
-                              input_names=["image"], output_names=["logits"], dynamic_shapes=shapes,
+                              input_names=["image"], output_names=[output_name], dynamic_shapes=shapes,
                               external_data=False, verbose=False)
     except Exception as exc:  # the exporter raises many untyped errors for unsupported graphs
-        raise DataError(f"torch.onnx.export could not export {source.path}: {_first_line(exc)}") from exc
+        raise DataError(f"torch.onnx.export could not export {origin}: {_first_line(exc)}") from exc
     if not out.is_file():
-        raise DataError(f"torch.onnx.export wrote no model for {source.path}")
+        raise DataError(f"torch.onnx.export wrote no model for {origin}")
 
 
 def _openvino_from_program(module, example, ov):
@@ -72,7 +77,7 @@ def to_openvino(source):
     """An OpenVINO model converted straight from the nn.Module (traced with an example input)."""
     import openvino as ov
 
-    module, example = _module_and_example(source)
+    module, example = _module_and_example(source.model, source.preprocess)
     shape = [-1 if source.model.dynamic_batch else 1, *example.shape[1:]]
     try:
         with _quiet():
@@ -110,7 +115,7 @@ def tflite_flatbuffer(source, precision: str, calib=None, progress=None) -> byte
                                      "pip install 'edgex[litert-torch]'") from exc
     import torch
 
-    module, example = _module_and_example(source)
+    module, example = _module_and_example(source.model, source.preprocess)
     quant_config = None
     try:
         with _quiet():
