@@ -41,6 +41,7 @@ def test_onnx_takes_the_tflite_pass_ranges_equal_to_its_own(tiny_model, images_d
     from edgex.calibration.dataset import CalibrationSet
     from edgex.calibration.shared_ranges import book_path
     from edgex.converters.onnx_ranges import (
+        _fingerprints,
         activation_ranges,
         collect_ranges,
         onnx_load,
@@ -61,7 +62,13 @@ def test_onnx_takes_the_tflite_pass_ranges_equal_to_its_own(tiny_model, images_d
     quant_pre_process(str(fp32 / "onnx-fp32" / "model.onnx"), str(prepared), skip_symbolic_shape=True)
     shared, made_by = activation_ranges(prepared, calib, "mean_minmax", tmp_path, None, book)
     assert made_by == "tflite"
-    own = collect_ranges(prepared, calib, "mean_minmax", tmp_path)
+    own, prints = collect_ranges(prepared, calib, "mean_minmax", tmp_path, fingerprinted=True)
+    # the fingerprints the ONNX pass writes into its book come from its own session, a chunk of tensors per run:
+    # the same as a separate session's
+    separate = _fingerprints(prepared, list(own), calib)
+    assert set(prints) == set(own)
+    for name in own:
+        np.testing.assert_allclose(prints[name], separate[name], rtol=1e-4, atol=1e-6, err_msg=name)
     replaced = ranges_quantize_static_replaces(onnx_load(prepared))
     compared = [name for name in own if name not in replaced]
     assert len(compared) >= 40 and set(own) <= set(shared)
