@@ -122,7 +122,3 @@ def recipe_named(target: str, name: str | None, range_estimator: str = CALIBRATI
     raise UsageError(f"{target} has no recipe {name!r}",
                      f"{target} recipes here: {', '.join(r.name for r in recipes)}.")
 
-
-def all_recipe_names() -> dict[str, list[str]]:
-    """target -> recipe names on this machine, from any source (for --help and error messages)."""
-    return {t: [r.name for r in candidate_recipes(t)] for t in ("onnx", "openvino", "tflite")}

@@ -37,7 +37,7 @@ def check_options(source: Source, options: ConvertOptions, keep_float: bool = Fa
 
 
 def quantize_recipe(source: Source, options: ConvertOptions) -> Recipe | None:
-    """int8: NNCF post-training quantization, on every source framework."""
+    """int8, on every source framework: the ONNX QDQ graph read by OpenVINO or NNCF (calibration.recipes)."""
     if options.precision != "int8":
         return None
     from edgex.converters.onnx import cheap_float_export

@@ -34,26 +34,14 @@ def portable(source) -> bool:
 def export_via_port(source, out: Path, opset: int) -> str | None:
     """Write the fp32 ONNX graph of the ported module to `out`; None when written, else why the port was not
     taken (the caller falls back to tf2onnx and says so)."""
-    from edgex.models.torch_xception import build_xception
-    from edgex.sources.port import (
-        collect_layers,
-        config_for,
-        keras_scopes,
-        keras_to_state_dict,
-        max_logit_difference,
-        verification_inputs,
-    )
+    from edgex.sources.port import keras_scopes, max_logit_difference, ported_module, verification_inputs
     from edgex.sources.pytorch import TorchModel
     from edgex.sources.torch_export import export_module_onnx
 
     try:
-        found = collect_layers(source.model)
-        config = config_for(found, (source.preprocess.height, source.preprocess.width))
-        module = build_xception(config)
-        module.load_state_dict(keras_to_state_dict(found, module), strict=True)
-        module.eval()
+        found, config, module = ported_module(source)
         difference, _, _ = max_logit_difference(source, module, verification_inputs(source.preprocess, None),
-                                             batch=1)
+                                                batch=1)
     except (DataError, RuntimeError, ValueError) as exc:  # shapes the port cannot map
         return f"the PyTorch port failed: {exc}"
     if not difference <= PORT.tolerance:

@@ -228,12 +228,23 @@ def max_logit_difference(source, module, inputs: np.ndarray, batch: int = 8) -> 
     return float(np.max(np.abs(reference - candidate))), reference, candidate
 
 
+def ported_module(source):
+    """(layers found, XceptionConfig, the PyTorch module with every Keras weight) of a Keras source; DataError when
+    it is not an Xception the port maps."""
+    from edgex.models.torch_xception import build_xception
+
+    found = collect_layers(source.model)
+    config = config_for(found, (source.preprocess.height, source.preprocess.width))
+    module = build_xception(config)
+    module.load_state_dict(keras_to_state_dict(found, module), strict=True)
+    return found, config, module
+
+
 def port_keras(model_path: Path | None, output: Path, *, verify_data: Path | None = None,
                tolerance: float = PORT.tolerance, trust_model: bool = False, reporter=None) -> dict:
     """Port, verify, then write OUTPUT (.safetensors) and its sidecar; returns a summary."""
     from safetensors.torch import save_file
 
-    from edgex.models.torch_xception import build_xception
     from edgex.sources.load import default_calibration_dir, load_source
     from edgex.sources.pytorch import sidecar_path
 
@@ -248,10 +259,7 @@ def port_keras(model_path: Path | None, output: Path, *, verify_data: Path | Non
         if source.framework != "keras":
             raise DataError(f"{source.path} is not a Keras model", "edgex port reads .keras files.")
         preprocess = source.preprocess
-        found = collect_layers(source.model)
-        config = config_for(found, (preprocess.height, preprocess.width))
-        module = build_xception(config)
-        module.load_state_dict(keras_to_state_dict(found, module), strict=True)
+        found, config, module = ported_module(source)
         if verify_data is None and model_path is None:
             verify_data = default_calibration_dir()
         inputs = verification_inputs(preprocess, verify_data)
