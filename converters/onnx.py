@@ -104,7 +104,12 @@ def convert(source: Source, staging: Path, options: ConvertOptions, calib: Calib
     else:
         shutil.copyfile(_fp32_export(source, options, timings), out)  # the export stays for the next precision
     model = onnx.load(str(out))
-    set_metadata(model, source, recipe.to_dict() if recipe else None)
+    padded_macs = 0
+    if recipe is not None:
+        start = time.perf_counter()
+        recipe, padded_macs = _shape_for_ort(model, recipe)
+        timings["rewrite for ORT's kernels"] = time.perf_counter() - start
+    set_metadata(model, source, recipe.to_dict() if recipe else None, padded_macs)
     onnx.save(model, str(out))
     onnx.checker.check_model(str(out), full_check=True)
     return ArtifactFiles(
@@ -132,6 +137,33 @@ def qdq_int8(source: Source, out: Path, options: ConvertOptions, recipe: Recipe,
                                      shared=shared,
                                      book=book_path(source.work_dir(), calib, onnx_recipe.range_estimator)))
     return timings, with_shared_note(recipe, shared)
+
+
+def _shape_for_ort(model, recipe: Recipe) -> tuple[Recipe, int]:
+    """The QDQ graph rewritten where ORT's CPU kernels would leave float ops or take a slow path
+    (edgex.converters.onnx_ort_fusions, edgex.converters.onnx_channel_padding); returns the recipe recording what
+    changed and the MACs the zero channels added. Only this target's artifact: OpenVINO reads the graph as
+    quantize_static wrote it."""
+    from edgex.converters.onnx_channel_padding import CHANNEL_ALIGNMENT, align_depthwise_channels
+    from edgex.converters.onnx_ort_fusions import shape_for_ort
+
+    from edgex.bench.macs import onnx_macs
+
+    sums, means = shape_for_ort(model)
+    unpadded = onnx_macs(model)
+    aligned = align_depthwise_channels(model)
+    padded_macs = onnx_macs(model) - unpadded if aligned else 0
+    if sums:
+        recipe = recipe.with_rewrite(f"relu_sums_as_adds: {sums} ReLU'd residual sums written by a second Add "
+                                     "(ORT fuses it into QLinearAdd, no float requantization)")
+    if means:
+        recipe = recipe.with_rewrite(f"spatial_means_as_pools: {means} global average pool(s) as AveragePool "
+                                     "(ORT runs QLinearAveragePool in NHWC, no float transpose)")
+    if aligned:
+        recipe = recipe.with_rewrite(f"align_depthwise_channels: {aligned} depthwise convs and their neighbours "
+                                     f"padded with zero channels to a multiple of {CHANNEL_ALIGNMENT} "
+                                     "(MLAS's fast depthwise kernel)")
+    return recipe, padded_macs
 
 
 def with_shared_note(recipe: Recipe, shared: Path) -> Recipe:
@@ -298,9 +330,12 @@ def _quantization_key(recipe: Recipe) -> str:
             f"-{'pc' if recipe.per_channel_weights else 'pt'}-{'sym' if recipe.symmetric_weights else 'asym'}")
 
 
-def set_metadata(model, source: Source, recipe: dict | None) -> None:
-    """Preprocessing, classes and recipe in ONNX metadata_props, readable by any ONNX tool."""
+def set_metadata(model, source: Source, recipe: dict | None, padded_macs: int = 0) -> None:
+    """Preprocessing, classes and recipe in ONNX metadata_props, readable by any ONNX tool; and the MACs of
+    zero channels the graph was padded with, which MAC counts leave out (edgex.bench.macs)."""
     import json
+
+    from edgex.bench.macs import PADDED_MACS_KEY
 
     entries = {
         "edgex.preprocess": source.preprocess.to_json(),
@@ -309,6 +344,8 @@ def set_metadata(model, source: Source, recipe: dict | None) -> None:
     }
     if recipe:
         entries["edgex.recipe"] = json.dumps(recipe)
+    if padded_macs:
+        entries[PADDED_MACS_KEY] = str(padded_macs)
     del model.metadata_props[:]
     for key, value in entries.items():
         prop = model.metadata_props.add()

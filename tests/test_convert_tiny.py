@@ -57,6 +57,30 @@ def test_onnx_int8_is_qdq_with_uint8_activations_and_metadata(int8_run):
     assert json.loads(meta["edgex.classes"]) == CLASSES
 
 
+def test_onnx_int8_runs_in_ort_integer_kernels_only(int8_run, tmp_path):
+    """After edgex's rewrites (edgex.converters.onnx_ort_fusions, onnx_channel_padding) ORT's fusions leave no
+    float op between the input's QuantizeLinear and the logits' DequantizeLinear, and every depthwise conv
+    (91 channels at width 1/8, like Xception's 728) runs with a channel count MLAS's fast kernel takes."""
+    import onnx
+    import onnxruntime as ort
+
+    out, _ = int8_run
+    folder = out / "tiny_xception" / "onnx-int8"
+    rewrites = json.loads((folder / "manifest.json").read_text())["quantization"]["graph_rewrites"]
+    assert [r.split(":")[0] for r in rewrites] == ["relu_sums_as_adds", "spatial_means_as_pools",
+                                                   "align_depthwise_channels"]
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    nodes = onnx.load(str(tmp_path / "optimized.onnx")).graph.node
+    ops = [n.op_type for n in nodes]
+    assert ops.count("QuantizeLinear") == 1 and ops.count("DequantizeLinear") == 1, ops
+    assert {"Relu", "ReduceMean", "Add", "Conv"}.isdisjoint(ops), ops
+    groups = [a.i for n in nodes if n.op_type == "QLinearConv" for a in n.attribute if a.name == "group" and a.i > 1]
+    assert groups and all(g % 16 == 0 for g in groups), groups
+
+
 def test_tflite_int8_has_int8_io_and_metadata(int8_run):
     from edgex.converters.tflite import read_metadata
 

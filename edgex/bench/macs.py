@@ -2,7 +2,9 @@
 
 Convolutions (full, grouped, depthwise) and dense layers: weight elements per output position times
 output positions. That is what the floor is measured in; elementwise ops, pooling and the int8 graph's
-quantize/dequantize steps add no MACs here.
+quantize/dequantize steps add no MACs here. An ONNX graph whose channels edgex padded with zeros for a
+runtime's kernels (edgex.converters.onnx_channel_padding) records the MACs that added under `PADDED_MACS_KEY`;
+they do no useful work and are not counted, so every format of one model counts alike.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+
+PADDED_MACS_KEY = "edgex.padded_macs"  # ONNX metadata_props: MACs of zero channels added to the graph
 
 
 def model_gmac(model_file: Path, runtime: str) -> float | None:
@@ -24,10 +28,18 @@ def model_gmac(model_file: Path, runtime: str) -> float | None:
 
 def _onnx_macs(path: Path) -> int:
     import onnx
+
+    model = onnx.load(str(path))
+    padded = next((int(p.value) for p in model.metadata_props if p.key == PADDED_MACS_KEY), 0)
+    return onnx_macs(model) - padded
+
+
+def onnx_macs(model) -> int:
+    """MACs of an ONNX ModelProto's convolutions and dense layers, as its weight shapes say."""
+    import onnx
     from onnx import numpy_helper
 
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
-    graph = model.graph
+    graph = onnx.shape_inference.infer_shapes(model).graph
     shapes = {vi.name: [d.dim_value or 1 for d in vi.type.tensor_type.shape.dim]
               for vi in [*graph.value_info, *graph.output, *graph.input]}
     weights = {init.name: tuple(init.dims) for init in graph.initializer}
