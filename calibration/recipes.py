@@ -39,9 +39,17 @@ class Recipe:
     notes: str = ""
     graph_rewrites: tuple[str, ...] = ()  # changes made to the quantized graph for the runtime's sake
     from_onnx_qdq: bool = False  # OpenVINO: read the ONNX target's QDQ int8 graph instead of running NNCF
+    fallback: bool = False  # built only when the recipes before it fail parity: its kernels are known slower
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def kernels(self) -> str:
+        """What the runtime executes for this recipe. Recipes that differ only in their weights' bits (7 or 8)
+        run the same kernels at the same speed: once one passes parity, the others cannot publish faster."""
+        return (f"{self.target}:{self.activation_type}/{self.weight_type}/{self.per_channel_weights}/"
+                f"{self.symmetric_weights}/{self.preset}/{self.from_onnx_qdq}")
 
     def with_rewrite(self, rewrite: str) -> Recipe:
         return replace(self, graph_rewrites=(*self.graph_rewrites, rewrite))
@@ -55,8 +63,11 @@ def _onnx(machine: str) -> list[Recipe]:
     notes = "ORT quantize_static, QDQ, per-channel weights, ranges from edgex's streaming estimator"
     w7 = Recipe("onnx", "u8s8-w7", activation_type="uint8", weight_bits=7,
                 notes=notes + "; 7-bit weights (reduce_range): no VPMADDUBSW saturation on AVX2-only x86")
+    # MLAS's U8U8 kernels do not saturate and are slower than its U8S8 ones on every x86 ISA measured (2.4x on
+    # AVX-512 VNNI, 1.3x on AVX2, docs/performance.md): u8u8 is the way out when the u8s8 recipes fail parity.
     u8u8 = Recipe("onnx", "u8u8", activation_type="uint8", weight_type="uint8", symmetric_weights=False,
-                  notes=notes + "; uint8 weights: ORT's U8U8 kernels do not saturate, about 1.3x slower on AVX2")
+                  fallback=machine in X86_MACHINES,
+                  notes=notes + "; uint8 weights: ORT's U8U8 kernels do not saturate, slower than U8S8 on x86")
     full = Recipe("onnx", "u8s8", activation_type="uint8", safe_isa=_NOT_AVX2,
                   notes=notes + "; full 8-bit weights: may saturate in ORT's fused kernels on AVX2-only x86")
     if machine in X86_MACHINES:
@@ -108,6 +119,13 @@ def candidate_recipes(target: str, range_estimator: str = CALIBRATION.method,
     if range_estimator != CALIBRATION.method:
         recipes = [replace(r, range_estimator=range_estimator) for r in recipes]
     return recipes
+
+
+def recipe_names(target: str, names: str, range_estimator: str = CALIBRATION.method,
+                 qdq_first: bool = False) -> list[str]:
+    """`--recipe A,B`: each name checked (an unknown one is a usage error listing the others), order kept."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()] or [names]
+    return list(dict.fromkeys(recipe_named(target, n, range_estimator, qdq_first).name for n in wanted))
 
 
 def recipe_named(target: str, name: str | None, range_estimator: str = CALIBRATION.method,

@@ -72,6 +72,9 @@ class RecipeChoice:
     blocks: int = 3  # interleaved rounds: each candidate runs one block per round
     runs_per_block: int = 10  # parity images per block (batch 1, the runtime's default options)
     max_load_per_core: float = 1.25  # 1-minute load average per usable core above which timing is not trusted
+    # a recipe whose parity-check p50 is this much over the fastest's, and this many ms, is not timed: it cannot win
+    max_parity_ratio: float = 1.5
+    min_parity_gap_ms: float = 5.0
 
 
 @dataclass(frozen=True)

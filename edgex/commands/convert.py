@@ -41,9 +41,10 @@ def add_parser(commands) -> None:
     prec.add_argument("--int8", action="store_true", help="full-integer post-training quantization")
     prec.add_argument("--fp16", action="store_true", help="fp16 weights (openvino, tflite)")
     prec.add_argument("--dynamic", action="store_true", help="dynamic-range int8 weights (tflite)")
-    tgt.add_argument("--recipe", help="int8: force one quantization recipe by name (default: ONNX builds each of "
-                     "its recipes and publishes the fastest that passes parity; the other targets keep the first "
-                     "that passes; see docs/convert.md)")
+    tgt.add_argument("--recipe", help="int8: force one quantization recipe by name, or try several (NAME,NAME: "
+                     "the fastest that passes parity is published) (default: ONNX builds the recipes that could be "
+                     "fastest and publishes the fastest that passes parity; the other targets keep the first that "
+                     "passes; see docs/convert.md)")
     tgt.add_argument("--float-io", action="store_true", help="tflite int8: keep float input and output")
     tgt.add_argument("--output", default=CONVERT_OUTPUT, help="output folder (default: ./%(default)s)")
     cal = convert.add_argument_group("calibration")

@@ -190,16 +190,16 @@ def describe_input(pre) -> str:
 
 
 def _recipes_to_try(info: TargetInfo, request: ConvertRequest, source: Source) -> list[str | None]:
-    """int8: `--recipe` alone, else every candidate in order (fastest first); others: one build. With an
+    """int8: the `--recipe` name(s), else every candidate in order (fastest first); others: one build. With an
     accuracy budget, not OpenVINO's QDQ route: the layers it keeps in float are named in NNCF's graph."""
     if request.precision != "int8":
         return [None]
-    from edgex.calibration.recipes import candidate_recipes, recipe_named
+    from edgex.calibration.recipes import candidate_recipes, recipe_names
     from edgex.converters.onnx import cheap_float_export
 
     qdq_first = info.name == "openvino" and cheap_float_export(source)
     if request.recipe is not None:
-        return [recipe_named(info.name, request.recipe, qdq_first=qdq_first).name]
+        return recipe_names(info.name, request.recipe, qdq_first=qdq_first)
     return [r.name for r in candidate_recipes(info.name, request.calib_method, qdq_first=qdq_first)
             if request.budget is None or not r.from_onnx_qdq]
 
@@ -219,8 +219,13 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
                and getattr(load_converter(info), "RECIPES_SHARE_CALIBRATION", False))
     tries: list[dict] = []
     passed: list[tuple[dict, Path]] = []
+    not_built: list[dict] = []
     with staged(destination) as staging:
         for recipe in recipes:
+            why_not = _cannot_be_faster(info, request, source, recipe, passed) if try_all else None
+            if why_not is not None:
+                not_built.append({"recipe": recipe, "why": why_not})
+                continue
             if tries and not passed:
                 reporter.info(f"[yellow]{info.name} {precision}: recipe {tries[-1]['recipe']} failed parity "
                               f"({tries[-1]['error']}); trying {recipe}[/yellow]")
@@ -247,6 +252,7 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
         metrics, manifest, convert_s = built["metrics"], built["manifest"], built["convert_s"]
         if tries:
             manifest["quantization"] = {**(manifest["quantization"] or {}), "tries": tries,
+                                        **({"not_built": not_built} if not_built else {}),
                                         **({"chosen_by": choice["chosen_by"]} if choice else {}),
                                         **verified_on()}
         if built["budget"] is not None:
@@ -273,6 +279,27 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
                   f"(agreement {metrics['agree_count']}/{metrics['n']}, cosine {metrics['cosine']:.4f}"
                   f"{recipe_note}, {result['size_bytes'] / 1e6:.1f} MB, {convert_s:.0f} s)")
     return result
+
+
+def _cannot_be_faster(info: TargetInfo, request: ConvertRequest, source: Source, recipe: str | None,
+                      passed: list[tuple[dict, Path]]) -> str | None:
+    """Why building `recipe` could not publish anything faster than the recipes that passed, or None. Only for the
+    default list: recipes named with `--recipe` are all built."""
+    if recipe is None or not passed or request.recipe is not None:
+        return None
+    from edgex.calibration.recipes import recipe_named
+    from edgex.converters.onnx import cheap_float_export
+
+    qdq_first = info.name == "openvino" and cheap_float_export(source)
+
+    def named(name: str):
+        return recipe_named(info.name, name, request.calib_method, qdq_first=qdq_first)
+
+    candidate = named(recipe)
+    if candidate.fallback:
+        return "a fallback, built only when the recipes before it fail parity (its kernels are slower here)"
+    twin = next((b["try"]["recipe"] for b, _ in passed if named(b["try"]["recipe"]).kernels == candidate.kernels), None)
+    return f"runs the same kernels as {twin}, which passed parity" if twin else None
 
 
 def _tried(tries: list[dict]) -> list[str]:

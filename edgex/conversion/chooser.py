@@ -84,10 +84,29 @@ def choose(names: Sequence[str], runs: Sequence[Callable], images: Sequence[np.n
             "chosen_by": f"list order: {names[fastest]}'s blocks overlap {names[0]}'s, no clear difference"}
 
 
+def contenders(passed: list[tuple[dict, Path]], settings: RecipeChoice = RECIPE_CHOICE) -> list[tuple[dict, Path]]:
+    """The passing builds worth timing side by side: a recipe whose parity check (the same images, batch 1) ran
+    `max_parity_ratio` times and `min_parity_gap_ms` slower than the fastest's cannot win (u8u8 against u8s8 on
+    the 299x299 Xception: 66 against 27 ms), and is left out (its try says so). Sub-millisecond models are
+    always timed: their parity p50 is noise, and timing them costs nothing."""
+    best = min(built["try"]["latency_ms_p50"] for built, _ in passed)
+    kept = []
+    for built, folder in passed:
+        latency = built["try"]["latency_ms_p50"]
+        ratio = latency / best if best > 0 else 1.0
+        if ratio > settings.max_parity_ratio and latency - best > settings.min_parity_gap_ms:
+            built["try"]["not_timed"] = f"parity-check p50 {ratio:.2f}x the fastest's"
+        else:
+            kept.append((built, folder))
+    return kept
+
+
 def publish_fastest(target: str, passed: list[tuple[dict, Path]], images: list[np.ndarray], tries: list[dict],
                     reporter, timer) -> tuple[dict, Path, dict]:
     """The passing build to publish (the fastest, timed side by side), its folder, and why it was chosen;
     each timed try gets its blocks in the manifest."""
+    all_names = [built["try"]["recipe"] for built, _ in passed]
+    passed = contenders(passed)
     names = [built["try"]["recipe"] for built, _ in passed]
     runs = [slowed_for_test(target, name, built["run"]) for name, (built, _) in zip(names, passed, strict=True)]
     if len(names) > 1:
@@ -95,12 +114,16 @@ def publish_fastest(target: str, passed: list[tuple[dict, Path]], images: list[n
             choice = choose(names, runs, images)
     else:
         choice = choose(names, runs, images)
+    slower = [name for name in all_names if name not in names]
+    if slower and len(names) == 1:
+        choice["chosen_by"] = (f"fastest: {', '.join(slower)} over {RECIPE_CHOICE.max_parity_ratio}x slower in "
+                               "the parity check")
     for attempt in tries:
         blocks = choice["blocks_ms"].get(attempt["recipe"])
         if blocks:
             attempt["timed_ms_per_image"] = {"blocks": blocks, "median": float(np.median(blocks))}
-    if len(names) > 1:
-        reporter.info(f"{target} int8: {len(names)} recipes passed parity ({', '.join(names)}); publishing "
+    if len(all_names) > 1:
+        reporter.info(f"{target} int8: {len(all_names)} recipes passed parity ({', '.join(all_names)}); publishing "
                       f"{names[choice['index']]}, {choice['chosen_by']}")
     built, folder = passed[choice["index"]]
     return built, folder, choice

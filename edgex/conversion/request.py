@@ -30,4 +30,4 @@ class ConvertRequest:
     classes: list[str] | None = None
     budget: object | None = None  # edgex.conversion.budget.Budget: accuracy budget for int8 (layers kept in float)
     skip_bad_images: bool = CALIBRATION.skip_bad_images
-    recipe: str | None = None  # int8: force one recipe by name (default: try the target's list in order)
+    recipe: str | None = None  # int8: force one recipe by name, or "A,B": those (default: the target's list)

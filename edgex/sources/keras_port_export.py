@@ -48,7 +48,8 @@ def export_via_port(source, out: Path, opset: int) -> str | None:
         return f"the PyTorch port differs from Keras by {difference:.3g} (> {PORT.tolerance})"
     output = "logits" if source.output_kind == "logits" else "probabilities"
     try:
-        export_module_onnx(TorchModel(module), source.preprocess, out, opset, source.path, output_name=output)
+        export_module_onnx(TorchModel(module), source.preprocess, out, opset, source.path, output_name=output,
+                           traced=True)
     except DataError as exc:
         out.unlink(missing_ok=True)
         return exc.message
@@ -62,7 +63,8 @@ _WEIGHTED_OPS = ("Conv", "Gemm", "MatMul")
 def name_like_keras(path: Path, scopes: dict[str, str]) -> None:
     """Rename each weighted op of the exported graph, and its output, by the Keras scope of its layer
     (`block2_sepconv1/separable_conv2d/depthwise/Conv`, `...:0`): what tf2onnx's graphs carry, and what `edgex
-    diagnose` reads to name a Keras layer. The op's module path is in the exporter's `name_scopes` metadata."""
+    diagnose` reads to name a Keras layer. The op's module path is in the dynamo exporter's `name_scopes`
+    metadata, or in the TorchScript exporter's node name (`/inner/entry/entry.0/sep1/depthwise/Conv`)."""
     import ast
 
     import onnx
@@ -74,7 +76,9 @@ def name_like_keras(path: Path, scopes: dict[str, str]) -> None:
     used: set[str] = set()
     for node in graph.node:
         meta = {prop.key: prop.value for prop in node.metadata_props}
-        scope = _keras_scope(ast.literal_eval(meta.get("pkg.torch.onnx.name_scopes", "[]")), scopes)
+        paths = ast.literal_eval(meta["pkg.torch.onnx.name_scopes"]) if "pkg.torch.onnx.name_scopes" in meta \
+            else _module_paths(node.name)
+        scope = _keras_scope(paths, scopes)
         if node.op_type not in _WEIGHTED_OPS or scope is None:
             continue
         name, k = f"{scope}/{node.op_type}", 1
@@ -89,6 +93,18 @@ def name_like_keras(path: Path, scopes: dict[str, str]) -> None:
     for info in graph.value_info:
         info.name = renamed.get(info.name, info.name)
     onnx.save(model, str(path))
+
+
+def _module_paths(node_name: str) -> list[str]:
+    """The module paths, outermost first, in a TorchScript-exported node's name: `/inner/entry/entry.0/sep1/Conv`
+    -> inner, inner.entry.0, inner.entry.0.sep1 (a list's item repeats its parent's name with its index)."""
+    parts: list[str] = []
+    for segment in node_name.strip("/").split("/")[:-1]:
+        if parts and segment.startswith(parts[-1].rsplit(".", 1)[-1] + "."):
+            parts[-1] = parts[-1] + segment[segment.rfind("."):]
+        else:
+            parts.append(segment)
+    return [".".join(parts[: i + 1]) for i in range(len(parts))]
 
 
 def _keras_scope(module_paths: list[str], scopes: dict[str, str]) -> str | None:
