@@ -87,7 +87,7 @@ def choose(names: Sequence[str], runs: Sequence[Callable], images: Sequence[np.n
 def contenders(passed: list[tuple[dict, Path]], settings: RecipeChoice = RECIPE_CHOICE) -> list[tuple[dict, Path]]:
     """The passing builds worth timing side by side: a recipe whose parity check (the same images, batch 1) ran
     `max_parity_ratio` times and `min_parity_gap_ms` slower than the fastest's cannot win (u8u8 against u8s8 on
-    the 299x299 Xception: 66 against 27 ms), and is left out (its try says so). Sub-millisecond models are
+    the 299x299 Xception, docs/performance.md), and is left out (its try says so). Sub-millisecond models are
     always timed: their parity p50 is noise, and timing them costs nothing."""
     best = min(built["try"]["latency_ms_p50"] for built, _ in passed)
     kept = []
