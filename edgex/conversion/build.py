@@ -195,9 +195,8 @@ def _recipes_to_try(info: TargetInfo, request: ConvertRequest, source: Source) -
     if request.precision != "int8":
         return [None]
     from edgex.calibration.recipes import candidate_recipes, recipe_names
-    from edgex.converters.onnx import cheap_float_export
 
-    qdq_first = info.name == "openvino" and cheap_float_export(source)
+    qdq_first = _qdq_first(info, source)
     if request.recipe is not None:
         return recipe_names(info.name, request.recipe, qdq_first=qdq_first)
     return [r.name for r in candidate_recipes(info.name, request.calib_method, qdq_first=qdq_first)
@@ -281,6 +280,13 @@ def _build_one(info: TargetInfo, request: ConvertRequest, source: Source, calib:
     return result
 
 
+def _qdq_first(info: TargetInfo, source: Source) -> bool:
+    """OpenVINO's list starts with the ONNX QDQ graph where the source's fp32 ONNX graph is made in-process."""
+    from edgex.converters.onnx import cheap_float_export
+
+    return info.name == "openvino" and cheap_float_export(source)
+
+
 def _cannot_be_faster(info: TargetInfo, request: ConvertRequest, source: Source, recipe: str | None,
                       passed: list[tuple[dict, Path]]) -> str | None:
     """Why building `recipe` could not publish anything faster than the recipes that passed, or None. Only for the
@@ -288,9 +294,8 @@ def _cannot_be_faster(info: TargetInfo, request: ConvertRequest, source: Source,
     if recipe is None or not passed or request.recipe is not None:
         return None
     from edgex.calibration.recipes import recipe_named
-    from edgex.converters.onnx import cheap_float_export
 
-    qdq_first = info.name == "openvino" and cheap_float_export(source)
+    qdq_first = _qdq_first(info, source)
 
     def named(name: str):
         return recipe_named(info.name, name, request.calib_method, qdq_first=qdq_first)
