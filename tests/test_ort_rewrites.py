@@ -141,8 +141,10 @@ def test_fusion_rewrites_leave_ort_no_float_op_and_keep_the_outputs(tmp_path):
     assert after.count("DequantizeLinear") == 1 and after.count("QuantizeLinear") == 1  # the graph's input, output
     for x in _inputs():
         reference, out = _run(model, x), _run(rewritten, x)
-        step = np.abs(reference).max() / 127  # one rounding fewer on the ReLU'd sum: a step or two at most
-        assert np.abs(out - reference).max() <= 3 * step
+        # one rounding fewer on the ReLU'd sum, carried through three layers: up to 2.0 steps measured (Zen 4);
+        # 6 leaves room for another CPU's kernels; a lost ReLU moves them by 73-96 steps on these inputs
+        step = np.abs(reference).max() / 127
+        assert np.abs(out - reference).max() <= 6 * step
 
 
 @pytest.mark.parametrize("zero_point", [0, 3])
