@@ -144,7 +144,12 @@ def _shape_for_ort(model, recipe: Recipe) -> tuple[Recipe, int]:
     (edgex.converters.onnx_ort_fusions, edgex.converters.onnx_channel_padding); returns the recipe recording what
     changed and the MACs the zero channels added. Only this target's artifact: OpenVINO reads the graph as
     quantize_static wrote it."""
-    from edgex.converters.onnx_channel_padding import CHANNEL_ALIGNMENT, align_depthwise_channels
+    from edgex.converters.onnx_channel_padding import (
+        CHANNEL_ALIGNMENT,
+        INPUT_CHANNEL_ALIGNMENT,
+        align_depthwise_channels,
+        align_input_channels,
+    )
     from edgex.converters.onnx_ort_fusions import shape_for_ort
 
     from edgex.bench.macs import onnx_macs
@@ -152,7 +157,8 @@ def _shape_for_ort(model, recipe: Recipe) -> tuple[Recipe, int]:
     sums, means = shape_for_ort(model)
     unpadded = onnx_macs(model)
     aligned = align_depthwise_channels(model)
-    padded_macs = onnx_macs(model) - unpadded if aligned else 0
+    widened = align_input_channels(model)
+    padded_macs = onnx_macs(model) - unpadded if aligned or widened else 0
     if sums:
         recipe = recipe.with_rewrite(f"relu_sums_as_adds: {sums} ReLU'd residual sums written by a second Add "
                                      "(ORT fuses it into QLinearAdd, no float requantization)")
@@ -163,6 +169,10 @@ def _shape_for_ort(model, recipe: Recipe) -> tuple[Recipe, int]:
         recipe = recipe.with_rewrite(f"align_depthwise_channels: {aligned} depthwise convs and their neighbours "
                                      f"padded with zero channels to a multiple of {CHANNEL_ALIGNMENT} "
                                      "(MLAS's fast depthwise kernel)")
+    if widened:
+        recipe = recipe.with_rewrite(f"align_input_channels: {widened} RGB input(s) widened to a multiple of "
+                                     f"{INPUT_CHANNEL_ALIGNMENT} channels by a MatMul before quantization (MLAS's "
+                                     "symmetric kernel for the stem instead of im2col and a GEMM)")
     return recipe, padded_macs
 
 

@@ -1,4 +1,4 @@
-"""Pad an int8 QDQ graph's depthwise channels to the multiple of 16 that ONNX Runtime's fast kernel needs.
+"""Pad an int8 QDQ graph's channels to the multiples that ONNX Runtime's fast symmetric conv kernels need.
 
 MLAS runs a depthwise QLinearConv through its indirect symmetric kernels (AVX2, AVX-512, VNNI) only when the
 channel count is a multiple of 16 (MlasConvSymPackWSize); any other count takes the generic AVX2 kernel at
@@ -10,13 +10,19 @@ other depthwise convs) forms a region; the regular convs that write into it get 
 from it zero input weights, and each depthwise conv in it zero channels. The padded channels hold zeros from
 end to end, so the outputs are unchanged. A region that reaches any other op (a graph output, a pooling over
 channels, a Gemm) is left alone.
+
+The same kernels take a regular conv only when its input channels are a multiple of 4, which an RGB stem is
+not: it falls back to im2col and a GEMM. `align_input_channels` widens the float image before it is
+quantized, so the stem reads a zero fourth channel through zero weights.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from edgex.converters.onnx_ort_fusions import readers_of
 
 CHANNEL_ALIGNMENT = 16  # MLAS's depthwise group alignment on x86 (GroupAlign in convsym.cpp)
+INPUT_CHANNEL_ALIGNMENT = 4  # MLAS's input-channel alignment of a regular symmetric conv (KernelInputChannelAlignment)
 _CHANNEL_WISE = ("Relu", "Add", "MaxPool", "QuantizeLinear", "DequantizeLinear")
 
 
@@ -52,6 +58,93 @@ def align_depthwise_channels(model) -> int:
     return aligned
 
 
+def align_input_channels(model) -> int:
+    """Widen each float image input that only symmetric int8 convs read (through a per-tensor Q/DQ pair, and a
+    Transpose to NCHW for a channels-last input) when their input channels are not a multiple of 4; returns how
+    many inputs were widened.
+
+    A channels-last input gets a MatMul by [I | 0] (exact: x * 1 plus zeros), a channels-first one a Pad of
+    its channel axis (contiguous planes there). The new channels quantize to the zero point and the convs read
+    them through zero weights, so the outputs are unchanged.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    constants = {init.name: init for init in graph.initializer}
+    widened = 0
+    for graph_input in [i for i in graph.input if i.name not in constants]:
+        found = _stem_convs(graph, constants, graph_input)
+        if found is None or graph_input.type.tensor_type.elem_type != TensorProto.FLOAT:
+            continue
+        entry, convs, channels = found
+        extra = -channels % INPUT_CHANNEL_ALIGNMENT
+        if not extra:
+            continue
+        name = f"{graph_input.name}_aligned"
+        if entry.op_type == "Transpose":
+            graph.initializer.append(numpy_helper.from_array(np.eye(channels, channels + extra, dtype=np.float32),
+                                                             f"{name}_widen"))
+            widen = helper.make_node("MatMul", [graph_input.name, f"{name}_widen"], [name], name=f"{name}_matmul")
+        else:
+            graph.initializer.append(numpy_helper.from_array(np.array([0, 0, 0, 0, 0, extra, 0, 0], np.int64),
+                                                             f"{name}_pads"))
+            widen = helper.make_node("Pad", [graph_input.name, f"{name}_pads"], [name], name=f"{name}_pad")
+        graph.node.insert(list(graph.node).index(entry), widen)
+        entry.input[0] = name
+        for conv in convs:
+            _pad_conv(graph, constants, conv, in_channels=extra)
+        stale = _downstream(graph, name, stop={c.output[0] for c in convs})
+        for info in [vi for vi in graph.value_info if vi.name in stale]:
+            graph.value_info.remove(info)
+        widened += 1
+    return widened
+
+
+def _stem_convs(graph, constants, graph_input):
+    """(the node reading the input, the convs, their input channels) when a 4-D `graph_input` reaches only
+    symmetric int8 convs through [Transpose(0, 3, 1, 2) ->] QuantizeLinear -> DequantizeLinear, each per-tensor;
+    else None."""
+    readers = readers_of(graph)
+    first = readers.get(graph_input.name, [])
+    if len(first) != 1 or len(graph_input.type.tensor_type.shape.dim) != 4:
+        return None
+    entry = first[0]
+    quantizers = [entry]
+    if entry.op_type == "Transpose":
+        if next((list(a.ints) for a in entry.attribute if a.name == "perm"), None) != [0, 3, 1, 2]:
+            return None
+        quantizers = readers.get(entry.output[0], [])
+    convs = []
+    for quantize in quantizers:
+        if quantize.op_type != "QuantizeLinear" or _kind(quantize, graph, constants) != "channel-wise":
+            return None
+        for dequantize in readers.get(quantize.output[0], []):
+            if dequantize.op_type != "DequantizeLinear" or _kind(dequantize, graph, constants) != "channel-wise":
+                return None
+            for conv in readers.get(dequantize.output[0], []):
+                regular = conv.op_type == "Conv" and conv.input[0] == dequantize.output[0] and _group(conv) == 1
+                if not regular or _weight_shape(graph, constants, conv) is None \
+                        or not _symmetric_int8(graph, constants, conv):
+                    return None
+                convs.append(conv)
+    channels = {_weight_shape(graph, constants, conv)[1] for conv in convs}
+    return (entry, convs, channels.pop()) if len(channels) == 1 else None
+
+
+def _downstream(graph, start: str, stop: set[str]) -> set[str]:
+    """The tensors from `start` up to (and including) those in `stop`."""
+    readers = readers_of(graph)
+    seen, queue = set(), [start]
+    while queue:
+        tensor = queue.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        if tensor not in stop:
+            queue += [out for node in readers.get(tensor, []) for out in node.output]
+    return seen
+
+
 def _depthwise_channels(node, graph, constants) -> int | None:
     """A depthwise conv's channel count when it is not a multiple of the alignment; 0 when it is, or when its
     weights are not what the fast kernel takes; None if not a depthwise conv."""
@@ -80,10 +173,7 @@ def _region(graph, constants, start):
     """(tensors, convs writing into them, convs reading them, depthwise convs among them) sharing `start`'s
     channels, or None when the region touches an op that cannot take padded channels."""
     producer = {o: n for n in graph.node for o in n.output}
-    readers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            readers.setdefault(name, []).append(node)
+    readers = readers_of(graph)
     outputs = {o.name for o in graph.output}
     tensors: set[str] = set()
     writers, reading, depthwise = {}, {}, {start.output[0]: start}

@@ -36,7 +36,7 @@ def relu_sums_as_adds(model) -> int:
     outputs = {o.name for o in graph.output}
     rewritten = 0
     for relu in [n for n in graph.node if n.op_type == "Relu"]:
-        readers = _readers(graph)
+        readers = readers_of(graph)
         dequantize = _producer(graph, relu.input[0])
         quantize = _producer(graph, dequantize.input[0]) if _is(dequantize, "DequantizeLinear") else None
         add = _producer(graph, quantize.input[0]) if _is(quantize, "QuantizeLinear") else None
@@ -48,7 +48,7 @@ def relu_sums_as_adds(model) -> int:
         twin = _node("Add", list(add.input), [f"{add.output[0]}/relu"], f"{add.name}/relu")
         relu_q[0].input[0] = twin.output[0]
         _replace(graph, relu, [twin])
-        if not _readers(graph).get(dequantize.output[0]):
+        if not readers_of(graph).get(dequantize.output[0]):
             _replace(graph, dequantize, [])
         rewritten += 1
     return rewritten
@@ -64,7 +64,7 @@ def spatial_means_as_pools(model) -> int:
               for vi in onnx.shape_inference.infer_shapes(model).graph.value_info}
     rewritten = 0
     for mean in [n for n in graph.node if n.op_type == "ReduceMean"]:
-        readers = _readers(graph).get(mean.output[0], [])
+        readers = readers_of(graph).get(mean.output[0], [])
         shape = shapes.get(mean.input[0], [])
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in mean.attribute}
         axes = list(attrs["axes"]) if "axes" in attrs else (
@@ -104,7 +104,8 @@ def _producer(graph, tensor: str):
     return next((n for n in graph.node if tensor in n.output), None)
 
 
-def _readers(graph) -> dict[str, list]:
+def readers_of(graph) -> dict[str, list]:
+    """Tensor name -> the nodes that read it."""
     readers: dict[str, list] = {}
     for node in graph.node:
         for name in node.input:

@@ -59,8 +59,9 @@ def test_onnx_int8_is_qdq_with_uint8_activations_and_metadata(int8_run):
 
 def test_onnx_int8_runs_in_ort_integer_kernels_only(int8_run, tmp_path):
     """After edgex's rewrites (edgex.converters.onnx_ort_fusions, onnx_channel_padding) ORT's fusions leave no
-    float op between the input's QuantizeLinear and the logits' DequantizeLinear, and every depthwise conv
-    (91 channels at width 1/8, like Xception's 728) runs with a channel count MLAS's fast kernel takes."""
+    float op between the input's QuantizeLinear and the logits' DequantizeLinear, every depthwise conv (91
+    channels at width 1/8, like Xception's 728) runs with a channel count MLAS's fast kernel takes, and so does
+    the RGB stem (3 input channels, widened to 4 by the one float MatMul before the QuantizeLinear)."""
     import onnx
     import onnxruntime as ort
 
@@ -68,7 +69,7 @@ def test_onnx_int8_runs_in_ort_integer_kernels_only(int8_run, tmp_path):
     folder = out / "tiny_xception" / "onnx-int8"
     rewrites = json.loads((folder / "manifest.json").read_text())["quantization"]["graph_rewrites"]
     assert [r.split(":")[0] for r in rewrites] == ["relu_sums_as_adds", "spatial_means_as_pools",
-                                                   "align_depthwise_channels"]
+                                                   "align_depthwise_channels", "align_input_channels"]
     options = ort.SessionOptions()
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
@@ -79,6 +80,11 @@ def test_onnx_int8_runs_in_ort_integer_kernels_only(int8_run, tmp_path):
     assert {"Relu", "ReduceMean", "Add", "Conv"}.isdisjoint(ops), ops
     groups = [a.i for n in nodes if n.op_type == "QLinearConv" for a in n.attribute if a.name == "group" and a.i > 1]
     assert groups and all(g % 16 == 0 for g in groups), groups
+    weights = {i.name: list(i.dims) for i in onnx.load(str(tmp_path / "optimized.onnx")).graph.initializer}
+    conv_inputs = [weights[n.input[3]][1] for n in nodes if n.op_type == "QLinearConv"
+                   and not any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    assert conv_inputs and all(c % 4 == 0 for c in conv_inputs), conv_inputs
+    assert ops.count("MatMul") == 1, ops
 
 
 def test_tflite_int8_has_int8_io_and_metadata(int8_run):

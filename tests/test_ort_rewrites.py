@@ -169,3 +169,78 @@ def test_channel_padding_skips_weights_the_fast_kernel_does_not_take(tmp_path):
     before = model.SerializeToString()
     assert align_depthwise_channels(model) == 0
     assert model.SerializeToString() == before
+
+
+def _stem_graph(tmp_path, weight_type=None, channels_last=True):
+    """An RGB image -> 3x3 stride-2 conv -> ReLU -> 1x1 conv, quantized as edgex's recipe u8s8-w7 does: a Keras
+    source's stem (channels last, then a Transpose) or a PyTorch source's (channels first)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    rng = np.random.default_rng(3)
+    weights = [numpy_helper.from_array(rng.standard_normal((16, 3, 3, 3)).astype(np.float32) * 0.3, "stem.w"),
+               numpy_helper.from_array(rng.uniform(-0.1, 0.1, 16).astype(np.float32), "stem.b"),
+               numpy_helper.from_array(rng.standard_normal((8, 16, 1, 1)).astype(np.float32) * 0.3, "pw.w")]
+    first = "nchw" if channels_last else "image"
+    nodes = [helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2])] if channels_last else []
+    nodes += [helper.make_node("Conv", [first, "stem.w", "stem.b"], ["stem"], strides=[2, 2], kernel_shape=[3, 3]),
+              helper.make_node("Relu", ["stem"], ["relu"]),
+              helper.make_node("Conv", ["relu", "pw.w"], ["y"])]
+    shape = [1, 15, 15, 3] if channels_last else [1, 3, 15, 15]
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, shape)
+    logits = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 7, 7])
+    graph = helper.make_graph(nodes, "stem", [image], [logits], weights)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), tmp_path / "stem.onnx")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{"image": x} for x in _stem_inputs(channels_last)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    quantize_static(str(tmp_path / "stem.onnx"), str(tmp_path / "stem8.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, reduce_range=True, activation_type=QuantType.QUInt8,
+                    weight_type=weight_type or QuantType.QInt8)
+    return onnx.load(str(tmp_path / "stem8.onnx"))
+
+
+def _stem_inputs(channels_last=True):
+    x = np.random.default_rng(4).uniform(-1, 1, (4, 1, 15, 15, 3)).astype(np.float32)
+    return x if channels_last else x.transpose(0, 1, 4, 2, 3).copy()
+
+
+def _run_image(model, x):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"image": x})[0]
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_input_channel_alignment_widens_an_rgb_stem_and_changes_no_output(tmp_path, channels_last):
+    import onnx
+    from edgex.converters.onnx_channel_padding import align_input_channels
+
+    model = _stem_graph(tmp_path, channels_last=channels_last)
+    widened = onnx.ModelProto()
+    widened.CopyFrom(model)
+    assert align_input_channels(widened) == 1
+    onnx.checker.check_model(widened, full_check=True)
+    widen = next(n for n in widened.graph.node if n.op_type == ("MatMul" if channels_last else "Pad"))
+    assert widen.input[0] == "image" and widened.graph.input[0].name == "image"  # the input the user feeds stays
+    weights = {i.name: list(i.dims) for i in widened.graph.initializer}
+    assert [16, 4, 3, 3] in weights.values() and [8, 16, 1, 1] in weights.values()  # only the stem reads them
+    for x in _stem_inputs(channels_last):
+        np.testing.assert_array_equal(_run_image(widened, x), _run_image(model, x))
+
+
+def test_input_channel_alignment_skips_weights_the_fast_kernel_does_not_take(tmp_path):
+    from edgex.converters.onnx_channel_padding import align_input_channels
+    from onnxruntime.quantization import QuantType
+
+    model = _stem_graph(tmp_path, weight_type=QuantType.QUInt8)
+    before = model.SerializeToString()
+    assert align_input_channels(model) == 0
+    assert model.SerializeToString() == before
