@@ -194,3 +194,29 @@ def test_runner_command_line_defaults_are_edgexs():
     args = build_parser().parse_args(["run", "--artifact", "m", "--runtime", "litert"])
     assert (args.threads, args.min_runs, args.min_seconds, args.warmup, args.batch, args.device) == (
         defaults.threads, defaults.min_runs, defaults.min_seconds, defaults.warmup, defaults.batch, defaults.device)
+
+
+def test_the_onnxruntime_row_names_the_build_that_was_imported(tmp_path, monkeypatch):
+    """onnxruntime (CPU) installed, onnxruntime-gpu unpacked earlier on PYTHONPATH: the GPU build runs, and the
+    report must not name the CPU one (seen on an H200 machine, where the rows said 'onnxruntime 1.30.0' while
+    1.31.1 from onnxruntime-gpu ran)."""
+    import importlib
+    import sys
+
+    from edgex.bench.runner import module_distribution
+
+    for site, dist in (("cpu", "fakert"), ("gpu", "fakert_gpu")):
+        (tmp_path / site / "fakert").mkdir(parents=True)
+        (tmp_path / site / "fakert" / "__init__.py").write_text(f"BUILD = '{site}'\n")
+        info = tmp_path / site / f"{dist}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: 1.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "cpu"))
+    monkeypatch.syspath_prepend(str(tmp_path / "gpu"))  # first on the path, as PYTHONPATH puts it
+    monkeypatch.delitem(sys.modules, "fakert", raising=False)
+    importlib.invalidate_caches()
+    module = importlib.import_module("fakert")
+    assert module.BUILD == "gpu"
+    assert module_distribution(module, "fakert", "fakert-gpu") == "fakert-gpu"
+    assert module_distribution(module, "fakert") == "fakert"  # only one candidate: that one
+    assert module_distribution(module, "absent") is None

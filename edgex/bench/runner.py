@@ -84,6 +84,19 @@ def package_version(*names: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+def module_distribution(module, *names: str) -> str | None:
+    """Which of the installed distributions `names` holds the imported `module`: two builds of one package can
+    sit on the path (onnxruntime beside an onnxruntime-gpu earlier on PYTHONPATH), and the first installed one
+    is not always the one that runs. The first installed one when their folders cannot tell them apart."""
+    folder = Path(module.__file__).resolve().parent.parent
+    installed = []
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            root = Path(str(metadata.distribution(name).locate_file(""))).resolve()
+            installed.append((name, root))
+    return next((name for name, root in installed if root == folder), installed[0][0] if installed else None)
+
+
 # -- quantized io ---------------------------------------------------------------------------
 
 
@@ -130,9 +143,9 @@ class OnnxRuntimeSession:
             providers = accelerated + providers
         self.session = ort.InferenceSession(str(path), options, providers=providers)
         self.input = self.session.get_inputs()[0]
-        package, version = package_version("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
+        package = module_distribution(ort, "onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
         self.info = {"name": "onnxruntime", "runtime": "onnxruntime", "package": package,
-                     "version": version or ort.__version__, "providers": self.session.get_providers(),
+                     "version": ort.__version__, "providers": self.session.get_providers(),
                      "precision": precision, "precision_ran": precision or "as stored", "threads": threads}
 
     def input_shape(self, batch: int) -> tuple[int, ...]:
