@@ -46,14 +46,18 @@ def latency_in_blocks(runners: dict[str, object], sample, rounds: int = 6, block
     """Batch-1 latencies (ms) of several runners, timed in blocks taken in turns.
 
     Blocks, not strict alternation: switching model every run thrashes the L3 cache; turns,
-    not one model after another: drift of a noisy machine then hits all models alike.
+    not one model after another: drift of a noisy machine then hits all models alike; a pause before
+    each turn, so the previous runtime's spinning idle threads do not take a core (TURN_PAUSE_S).
     """
+    from edgex.bench.floor import TURN_PAUSE_S
+
     times: dict[str, list[float]] = {name: [] for name in runners}
     for run in runners.values():
         for _ in range(warmup):
             run(sample)
     for _ in range(rounds):
         for name, run in runners.items():
+            time.sleep(TURN_PAUSE_S)
             run(sample)  # re-warm the cache after the previous model's block
             for _ in range(block):
                 start = time.perf_counter()

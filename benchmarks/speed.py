@@ -12,8 +12,9 @@ benchmarks/convert_clothing.py leaves in build/bench-clothing/clothing_xception)
   `quantize_static` defaults, NNCF `quantize` defaults, TFLiteConverter full int8) timed in the same turns;
 - the floor (edgex.bench.floor, the same microbenchmark as `edgex bench --floor`): Xception-shaped pointwise
   (1x1) and depthwise (3x3) convolutions timed in f32 and int8 in ONNX Runtime and OpenVINO; the best
-  pointwise rate (pointwise convs carry ~97% of the MACs; depthwise rates are printed, not used) gives the
-  machine's floor for Xception's 8.36 GMAC, and each artifact's ms over that floor;
+  pointwise rate (pointwise convs carry ~97% of the MACs; depthwise rates are printed, not used) picks the
+  chain; that chain is then timed again in the same turns as the artifacts, and its rate there gives the
+  machine's floor for Xception's 8.36 GMAC and each artifact's ms over that floor (drift cancels);
 - the machine: CPU model, family/model, clock, the ISA flags that decide int8 speed, threads.
 """
 
@@ -35,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import latency_in_blocks  # noqa: E402
 
-from edgex.bench.floor import measure_floor  # noqa: E402
+from edgex.bench.floor import measure_floor, open_chain  # noqa: E402
 
 XCEPTION_GMAC = 8.36  # at 299x299 (Chollet 2017); scaled by (H*W)/(299*299) for other input sizes
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16",
@@ -230,12 +231,19 @@ def main() -> None:
     h, w = (shape[2], shape[3]) if shape[1] == 3 else (shape[1], shape[2])
     scale = h * w / (299 * 299)
     samples = {name: np.random.default_rng(0).uniform(-1, 1, s).astype(np.float32) for name, s in shapes.items()}
-    times = latency_in_blocks({name: _fixed_input(run, samples[name]) for name, run in runners.items()}, None,
-                              rounds=args.rounds, block=args.block)
+    timed = {name: _fixed_input(run, samples[name]) for name, run in runners.items()}
+    chains = _floor_chains(fl, args.threads, timed)
+    times = latency_in_blocks(timed, None, rounds=args.rounds, block=args.block)
     rows = {name: {"p50": statistics.median(ms), "p90": float(np.percentile(ms, 90)), "runs": len(ms)}
-            for name, ms in times.items()}
+            for name, ms in times.items() if name not in chains}
     result["latency"] = rows
-    floors = {k: v * scale for k, v in fl["floor_ms"].items()}
+    # the floor as timed in the same turns as the artifacts: drift between the floor's own run and theirs cancels
+    fl["floor_ms_in_turns"] = {kind: XCEPTION_GMAC * statistics.median(times[name]) / gmac
+                               for name, (kind, gmac) in chains.items()}
+    floors = {k: v * scale for k, v in {**fl["floor_ms"], **fl["floor_ms_in_turns"]}.items()}
+    print("floor chains timed in the same turns: " + ", ".join(
+        f"{kind} {fl['best_chain'][kind]['layer']} ({fl['best_chain'][kind]['key']}) "
+        f"{XCEPTION_GMAC / ms * 1000:.1f} GMAC/s" for kind, ms in fl["floor_ms_in_turns"].items()), flush=True)
     print(f"\n| artifact | p50 ms | p90 ms | int8 speed-up | x floor ({h}x{w}: f32 {floors['f32']:.1f} ms, "
           f"int8 {floors['int8']:.1f} ms) |\n|---|---|---|---|---|")
     for name, row in rows.items():
@@ -246,6 +254,18 @@ def main() -> None:
         row.update(speedup=speedup, floor_ratio=ratio)
         print(f"| {name} | {row['p50']:.1f} | {row['p90']:.1f} | {speedup} | {ratio:.2f} |")
     return _write(args.json, result)
+
+
+def _floor_chains(floor: dict, threads: int, timed: dict) -> dict[str, tuple[str, float]]:
+    """Add the floor's best chain of each kind to `timed`; returns {runner name: (kind, chain GMAC)}."""
+    folder = Path(tempfile.mkdtemp(prefix="edgex-floor-chains-"))
+    chains = {}
+    for kind, best in floor.get("best_chain", {}).items():
+        run, x, gmac = open_chain(best["layer"], best["key"], threads, folder)
+        name = f"floor {kind}"
+        timed[name] = _fixed_input(run, x)
+        chains[name] = (kind, gmac)
+    return chains
 
 
 def _add_peers(args, runners: dict, shapes: dict) -> None:

@@ -85,6 +85,9 @@ def test_bench_reports_throughput_and_floor(tiny_artifacts, tmp_path):
     assert report["settings"]["streams"] == 2 and report["settings"]["floor"] is True
     floor = report["floor"]
     assert floor["gmac_per_s"]["int8"] > 0 and floor["gmac_per_s"]["f32"] > 0
+    for kind, best in floor["best_chain"].items():  # the chain benchmarks/speed.py times again beside the artifacts
+        layer = next(row for row in floor["layers"] if row["layer"] == best["layer"])
+        assert best["layer"].startswith("pointwise") and layer["gmac_per_s"][best["key"]] == floor["gmac_per_s"][kind]
     for row in report["results"]:
         assert row["streams"]["streams"] == 2 and row["streams"]["throughput_ips"] > 0
         assert row["floor"]["kind"] == "int8"
@@ -106,3 +109,12 @@ def test_floor_is_refused_where_the_artifacts_run_elsewhere(tiny_artifacts):
 def test_streams_must_be_positive(tiny_artifacts):
     done = run_edgex("bench", tiny_artifacts / "onnx-int8", "--streams", "0")
     assert done.returncode == 2 and "--streams must be at least 1" in done.stderr
+
+
+def test_a_floor_chain_opens_alone_for_timing_beside_artifacts(tmp_path):
+    from edgex.bench.floor import CHAIN, open_chain
+
+    run, x, gmac = open_chain("pointwise 256->256 @74x74", "int8/onnxruntime", 1, tmp_path)
+    assert x.shape == (1, 256, 74, 74) and gmac == pytest.approx(CHAIN * 256 * 256 * 74 * 74 / 1e9)
+    out = run(x)
+    assert out.shape == x.shape and np.isfinite(out).all() and (out >= 0).all()  # the chain ends in a ReLU

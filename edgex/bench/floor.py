@@ -30,6 +30,10 @@ CHAIN = 8
 LAYERS = (("pointwise 728->728 @19x19", 728, 728, 19, 1), ("depthwise 3x3 728 @19x19", 728, 728, 19, 728),
           ("pointwise 256->256 @74x74", 256, 256, 74, 1))
 KINDS = ("f32", "int8")
+# Seconds between two runners' turns. ONNX Runtime's, OpenVINO's and XNNPACK's idle worker threads spin after
+# their work; on 2 cores the runner that just finished held one core for up to ~10 runs of the next one (an
+# ORT chain: 4.3 ms alone, 6.4 ms median in turns, 4.5 ms with this pause). A deployment runs one model.
+TURN_PAUSE_S = 0.2
 
 
 def conv_chain(cin: int, cout: int, size: int, groups: int, depth: int = CHAIN):
@@ -66,6 +70,27 @@ def _quantize(f32: Path, q8: Path, x: np.ndarray) -> None:
     quantize_static(str(f32), str(q8), Reader(), weight_type=QuantType.QInt8)
 
 
+def chain_files(layer: str, folder: Path) -> tuple[Path, Path, np.ndarray, float]:
+    """(f32 model, int8 model, input, GMAC) of one of LAYERS' chains, written into `folder`."""
+    import onnx
+
+    name, cin, cout, size, groups = next(row for row in LAYERS if row[0] == layer)
+    k = 3 if groups > 1 else 1
+    gmac = CHAIN * cout * (cin // groups) * k * k * size * size / 1e9
+    f32, q8 = folder / f"{name.split()[0]}-{cin}-{size}-f32.onnx", folder / f"{name.split()[0]}-{cin}-{size}-int8.onnx"
+    onnx.save(conv_chain(cin, cout, size, groups), f32)
+    x = np.random.default_rng(1).standard_normal((1, cin, size, size)).astype(np.float32)
+    _quantize(f32, q8, x)
+    return f32, q8, x, gmac
+
+
+def open_chain(layer: str, key: str, threads: int, folder: Path):
+    """(run, input, GMAC) of one floor chain (`key` as in the floor's rates: "int8/onnxruntime"), so a benchmark
+    can time it in the same turns as the artifacts it holds to the floor."""
+    f32, q8, x, gmac = chain_files(layer, folder)
+    return _openers(f32, q8, threads)[key](), x, gmac
+
+
 def _openers(f32: Path, q8: Path, threads: int) -> dict:
     """Each chain in each runtime, opened as artifacts are (the runner's sessions, the runtime's defaults)."""
     from edgex.bench.runner import open_session
@@ -77,12 +102,14 @@ def _openers(f32: Path, q8: Path, threads: int) -> dict:
 
 
 def _time_in_turns(runners: dict, x: np.ndarray, runs: int, rounds: int = 3) -> dict[str, float]:
-    """Median ms per runner, timed in blocks taken in turns (drift on a noisy machine hits all alike)."""
+    """Median ms per runner, timed in blocks taken in turns (drift on a noisy machine hits all alike), with a
+    pause before each turn (TURN_PAUSE_S)."""
     times: dict[str, list[float]] = {name: [] for name in runners}
     for run in runners.values():
         run(x)
     for _ in range(rounds):
         for name, run in runners.items():
+            time.sleep(TURN_PAUSE_S)
             run(x)
             for _ in range(max(runs // rounds, 1)):
                 start = time.perf_counter()
@@ -93,19 +120,12 @@ def _time_in_turns(runners: dict, x: np.ndarray, runs: int, rounds: int = 3) -> 
 
 def measure_floor(threads: int, runs: int = 30) -> dict:
     """GMAC/s of each layer kind per precision and runtime, and the best pointwise rate per precision."""
-    import onnx
-
     from edgex.bench.runner import RunnerError
 
     layers = []
     with tempfile.TemporaryDirectory(prefix="edgex-floor-") as tmp:
-        for name, cin, cout, size, groups in LAYERS:
-            k = 3 if groups > 1 else 1
-            gmac = CHAIN * cout * (cin // groups) * k * k * size * size / 1e9
-            f32, q8 = Path(tmp) / "f32.onnx", Path(tmp) / "int8.onnx"
-            onnx.save(conv_chain(cin, cout, size, groups), f32)
-            x = np.random.default_rng(1).standard_normal((1, cin, size, size)).astype(np.float32)
-            _quantize(f32, q8, x)
+        for name, *_ in LAYERS:
+            f32, q8, x, gmac = chain_files(name, Path(tmp))
             runners, unsupported = {}, []
             for key, opener in _openers(f32, q8, threads).items():
                 try:
@@ -117,10 +137,12 @@ def measure_floor(threads: int, runs: int = 30) -> dict:
             medians = _time_in_turns(runners, x, runs)
             layers.append({"layer": name, "gmac": gmac, "unsupported": unsupported,
                            "gmac_per_s": {key: gmac / (ms / 1000) for key, ms in medians.items()}})
-    best = {kind: max((rate for row in layers if row["layer"].startswith("pointwise")
+    best = {kind: max(((rate, row["layer"], key) for row in layers if row["layer"].startswith("pointwise")
                        for key, rate in row["gmac_per_s"].items() if key.startswith(kind + "/")), default=None)
             for kind in KINDS}
-    return {"threads": threads, "chain": CHAIN, "layers": layers, "gmac_per_s": best}
+    return {"threads": threads, "chain": CHAIN, "layers": layers,
+            "gmac_per_s": {kind: found[0] if found else None for kind, found in best.items()},
+            "best_chain": {kind: {"layer": found[1], "key": found[2]} for kind, found in best.items() if found}}
 
 
 def floor_kind(precision: str | None) -> str:
