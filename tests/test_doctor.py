@@ -10,7 +10,7 @@ from helpers import run_edgex
 from test_bench_fixtures import tiny_int8_artifacts
 
 from edgex.runtimes.doctor import int8_outlook
-from edgex.runtimes.gpu import check_gpu_answer, gpu_backends
+from edgex.runtimes.gpu import check_gpu_answer, gpu_backends, int8_on_cuda_note
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +89,19 @@ def test_doctor_json_describes_this_machine():
     for row in findings["gpu"]:
         assert row["available"] is (row["reason"] is None)
     assert findings["int8"]["why"]
+
+
+def test_int8_on_cuda_is_named_slower_than_fp32_and_nothing_else_is():
+    """Measured on an H200: the int8 QDQ artifact 4.4 ms on CUDA, fp32 2.4 ms (docs/bench.md)."""
+    def answer(providers):
+        return {"ok": True, "runtime": {"runtime": "onnxruntime", "providers": providers}}
+
+    note = int8_on_cuda_note(answer(["CUDAExecutionProvider", "CPUExecutionProvider"]), "int8")
+    assert note and "slower than the fp32" in note and "TensorRT" in note
+    assert int8_on_cuda_note(answer(["CUDAExecutionProvider", "CPUExecutionProvider"]), "fp32") is None
+    assert int8_on_cuda_note(answer(["TensorrtExecutionProvider", "CUDAExecutionProvider"]), "int8") is None
+    assert int8_on_cuda_note(answer(["CPUExecutionProvider"]), "int8") is None
+    assert int8_on_cuda_note({"ok": False}, "int8") is None
 
 
 def test_doctor_text_names_runtimes_gpu_and_int8():

@@ -176,9 +176,13 @@ def _measure(ref: ArtifactRef, settings: BenchSettings, cache: _EvalInputs | Non
         answer = runner(ref.model_file, ref.runtime, ref.precision, settings,
                         inputs[1] if inputs else None, outputs if inputs else None)
     if getattr(settings, "device", "cpu") == "gpu":
-        from edgex.runtimes.gpu import check_gpu_answer
+        from edgex.runtimes.gpu import check_gpu_answer, int8_on_cuda_note
 
         answer = check_gpu_answer(answer)  # onnxruntime falls back to the CPU without a word
+        note = int8_on_cuda_note(answer, ref.precision)
+        if note:
+            row.setdefault("warnings", []).append(note)
+            reporter.info(f"[yellow]! {ref.name}: {note}[/yellow]")
     if not answer.get("ok"):
         return _fail(row, answer.get("kind", "crashed"), answer.get("error", "unknown error"), answer.get("hint"))
     row["runtime"] = answer["runtime"]

@@ -85,6 +85,19 @@ def ran_on_gpu(answer: dict) -> bool:
     return False
 
 
+def int8_on_cuda_note(answer: dict, precision: str | None) -> str | None:
+    """Why an int8 QDQ artifact on ORT's CUDA provider is not faster than fp32: that provider has no int8
+    convolution, so it runs float ones between the quantize/dequantize nodes (measured on an H200: 4.4 ms
+    against fp32's 2.4 ms, docs/bench.md). None for any other run."""
+    info = answer.get("runtime") or {}
+    if (answer.get("ok") and precision == "int8" and info.get("runtime") == "onnxruntime"
+            and (info.get("providers") or [None])[0] == "CUDAExecutionProvider"):
+        return ("int8 ran on onnxruntime's CUDA provider, which has no int8 convolutions (float ones between the "
+                "quantize/dequantize nodes): expect it slower than the fp32 artifact there; TensorRT's provider "
+                "runs int8 (pip install tensorrt)")
+    return None
+
+
 def check_gpu_answer(answer: dict) -> dict:
     """Turn a `--device gpu` answer that silently ran on the CPU into an honest failure."""
     if answer.get("ok") and not ran_on_gpu(answer):
