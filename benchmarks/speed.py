@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import latency_in_blocks  # noqa: E402
 
-from edgex.bench.floor import measure_floor, open_chain  # noqa: E402
+from edgex.bench.floor import measure_floor, open_chains  # noqa: E402
 
 XCEPTION_GMAC = 8.36  # at 299x299 (Chollet 2017); scaled by (H*W)/(299*299) for other input sizes
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8", "amx_bf16",
@@ -263,16 +263,16 @@ def _floor_chains(floor: dict, threads: int, timed: dict) -> dict[str, tuple[str
     """Add every pointwise chain the floor timed (each runtime, each kind) to `timed`; returns {runner name:
     (kind, chain GMAC)}. All of them, not the floor's best alone: on a noisy machine the best of one period is
     not always the best of the next."""
-    folder = Path(tempfile.mkdtemp(prefix="edgex-floor-chains-"))
     chains = {}
-    for row in floor["layers"]:
-        if not row["layer"].startswith("pointwise"):
-            continue
-        for key in row["gmac_per_s"]:
-            run, x, gmac = open_chain(row["layer"], key, threads, folder)
-            name = f"floor {key} {row['layer'].split()[1]}"
-            timed[name] = _fixed_input(run, x)
-            chains[name] = (key.split("/")[0], gmac)
+    with tempfile.TemporaryDirectory(prefix="edgex-floor-chains-") as folder:  # the sessions hold their models
+        for row in floor["layers"]:
+            if not row["layer"].startswith("pointwise"):
+                continue
+            runs, x, gmac = open_chains(row["layer"], threads, Path(folder))
+            for key, run in runs.items():
+                name = f"floor {key} {row['layer'].split()[1]}"
+                timed[name] = _fixed_input(run, x)
+                chains[name] = (key.split("/")[0], gmac)
     return chains
 
 

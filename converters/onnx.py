@@ -171,8 +171,9 @@ def _shape_for_ort(model, recipe: Recipe) -> tuple[Recipe, int]:
                                      "(MLAS's fast depthwise kernel)")
     if widened:
         recipe = recipe.with_rewrite(f"align_input_channels: {widened} RGB input(s) widened to a multiple of "
-                                     f"{INPUT_CHANNEL_ALIGNMENT} channels by a MatMul before quantization (MLAS's "
-                                     "symmetric kernel for the stem instead of im2col and a GEMM)")
+                                     f"{INPUT_CHANNEL_ALIGNMENT} channels before quantization, by a MatMul "
+                                     "(channels last) or a Pad (channels first) (MLAS's symmetric kernel for the "
+                                     "stem instead of im2col and a GEMM)")
     return recipe, padded_macs
 
 

@@ -63,9 +63,9 @@ def align_input_channels(model) -> int:
     Transpose to NCHW for a channels-last input) when their input channels are not a multiple of 4; returns how
     many inputs were widened.
 
-    A channels-last input gets a MatMul by [I | 0] (exact: x * 1 plus zeros), a channels-first one a Pad of
-    its channel axis (contiguous planes there). The new channels quantize to the zero point and the convs read
-    them through zero weights, so the outputs are unchanged.
+    A channels-last input gets a MatMul by [I | 0] (exact for finite inputs: x * 1 plus zeros), a
+    channels-first one a Pad of its channel axis (contiguous planes there). The new channels quantize to the
+    zero point and the convs read them through zero weights, so the outputs are unchanged.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -93,7 +93,7 @@ def align_input_channels(model) -> int:
         entry.input[0] = name
         for conv in convs:
             _pad_conv(graph, constants, conv, in_channels=extra)
-        stale = _downstream(graph, name, stop={c.output[0] for c in convs})
+        stale = _downstream(graph, name, stop={c.output[0] for c in convs}) | {c.input[1] for c in convs}
         for info in [vi for vi in graph.value_info if vi.name in stale]:
             graph.value_info.remove(info)
         widened += 1
@@ -128,7 +128,20 @@ def _stem_convs(graph, constants, graph_input):
                     return None
                 convs.append(conv)
     channels = {_weight_shape(graph, constants, conv)[1] for conv in convs}
-    return (entry, convs, channels.pop()) if len(channels) == 1 else None
+    outputs = {o.name for o in graph.output}
+    touched = {entry.output[0], *(q.output[0] for q in quantizers),
+               *(n.output[0] for q in quantizers for n in readers.get(q.output[0], []))}
+    if len(channels) != 1 or touched & outputs or not all(_weight_read_once(graph, constants, c) for c in convs):
+        return None  # a graph output would change shape; a shared weight would be padded twice
+    return entry, convs, channels.pop()
+
+
+def _weight_read_once(graph, constants, conv) -> bool:
+    """Whether a conv's weight (and its DequantizeLinear) feed that conv alone."""
+    weight, dequantize = _weight_source(graph, constants, conv.input[1])
+    readers = readers_of(graph)
+    names = [conv.input[1]] + ([weight.name] if dequantize is not None else [])
+    return weight is not None and all(len(readers.get(name, [])) == 1 for name in names)
 
 
 def _downstream(graph, start: str, stop: set[str]) -> set[str]:

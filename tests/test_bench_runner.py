@@ -202,6 +202,7 @@ def test_the_onnxruntime_row_names_the_build_that_was_imported(tmp_path, monkeyp
     1.31.1 from onnxruntime-gpu ran)."""
     import importlib
     import sys
+    import types
 
     from edgex.bench.runner import module_distribution
 
@@ -220,3 +221,5 @@ def test_the_onnxruntime_row_names_the_build_that_was_imported(tmp_path, monkeyp
     assert module_distribution(module, "fakert", "fakert-gpu") == "fakert-gpu"
     assert module_distribution(module, "fakert") == "fakert"  # only one candidate: that one
     assert module_distribution(module, "absent") is None
+    elsewhere = types.SimpleNamespace(__file__=str(tmp_path / "vendored" / "fakert" / "__init__.py"))
+    assert module_distribution(elsewhere, "fakert", "fakert-gpu") is None  # neither: do not guess

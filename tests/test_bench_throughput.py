@@ -85,7 +85,7 @@ def test_bench_reports_throughput_and_floor(tiny_artifacts, tmp_path):
     assert report["settings"]["streams"] == 2 and report["settings"]["floor"] is True
     floor = report["floor"]
     assert floor["gmac_per_s"]["int8"] > 0 and floor["gmac_per_s"]["f32"] > 0
-    for kind, best in floor["best_chain"].items():  # the chain benchmarks/speed.py times again beside the artifacts
+    for kind, best in floor["best_chain"].items():  # which chain gave the floor
         layer = next(row for row in floor["layers"] if row["layer"] == best["layer"])
         assert best["layer"].startswith("pointwise") and layer["gmac_per_s"][best["key"]] == floor["gmac_per_s"][kind]
     for row in report["results"]:
@@ -112,9 +112,10 @@ def test_streams_must_be_positive(tiny_artifacts):
 
 
 def test_a_floor_chain_opens_alone_for_timing_beside_artifacts(tmp_path):
-    from edgex.bench.floor import CHAIN, open_chain
+    from edgex.bench.floor import CHAIN, open_chains
 
-    run, x, gmac = open_chain("pointwise 256->256 @74x74", "int8/onnxruntime", 1, tmp_path)
+    runs, x, gmac = open_chains("pointwise 256->256 @74x74", 1, tmp_path)
+    assert {"f32/onnxruntime", "int8/onnxruntime"} <= set(runs)
     assert x.shape == (1, 256, 74, 74) and gmac == pytest.approx(CHAIN * 256 * 256 * 74 * 74 / 1e9)
-    out = run(x)
+    out = runs["int8/onnxruntime"](x)
     assert out.shape == x.shape and np.isfinite(out).all() and (out >= 0).all()  # the chain ends in a ReLU

@@ -231,7 +231,7 @@ def test_input_channel_alignment_widens_an_rgb_stem_and_changes_no_output(tmp_pa
     widen = next(n for n in widened.graph.node if n.op_type == ("MatMul" if channels_last else "Pad"))
     assert widen.input[0] == "image" and widened.graph.input[0].name == "image"  # the input the user feeds stays
     weights = {i.name: list(i.dims) for i in widened.graph.initializer}
-    assert [16, 4, 3, 3] in weights.values() and [8, 16, 1, 1] in weights.values()  # only the stem reads them
+    assert [16, 4, 3, 3] in weights.values() and [8, 16, 1, 1] in weights.values()  # the stem widened, not pw
     for x in _stem_inputs(channels_last):
         np.testing.assert_array_equal(_run_image(widened, x), _run_image(model, x))
 
@@ -244,3 +244,29 @@ def test_input_channel_alignment_skips_weights_the_fast_kernel_does_not_take(tmp
     before = model.SerializeToString()
     assert align_input_channels(model) == 0
     assert model.SerializeToString() == before
+
+
+def test_input_channel_alignment_leaves_an_input_that_another_op_reads(tmp_path):
+    """The image also read by something else (here a graph output next to the stem's) keeps its shape."""
+    from edgex.converters.onnx_channel_padding import align_input_channels
+    from onnx import TensorProto, helper
+
+    model = _stem_graph(tmp_path)
+    model.graph.output.append(helper.make_tensor_value_info("nchw", TensorProto.FLOAT, None))
+    before = model.SerializeToString()
+
+    assert align_input_channels(model) == 0
+    assert model.SerializeToString() == before
+
+
+def test_input_channel_alignment_keeps_a_dynamic_batch(tmp_path):
+    import onnx
+    from edgex.converters.onnx_channel_padding import align_input_channels
+
+    model = _stem_graph(tmp_path)
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_param = "batch"
+    widened = onnx.ModelProto()
+    widened.CopyFrom(model)
+    assert align_input_channels(widened) == 1
+    x = np.concatenate(list(_stem_inputs()))  # 4 images in one batch
+    np.testing.assert_array_equal(_run_image(widened, x), _run_image(model, x))

@@ -87,14 +87,16 @@ def package_version(*names: str) -> tuple[str | None, str | None]:
 def module_distribution(module, *names: str) -> str | None:
     """Which of the installed distributions `names` holds the imported `module`: two builds of one package can
     sit on the path (onnxruntime beside an onnxruntime-gpu earlier on PYTHONPATH), and the first installed one
-    is not always the one that runs. The first installed one when their folders cannot tell them apart."""
+    is not always the one that runs. The only one installed if there is one; None when several are and
+    none is in the module's folder (the version then comes from the module alone)."""
     folder = Path(module.__file__).resolve().parent.parent
     installed = []
     for name in names:
         with contextlib.suppress(metadata.PackageNotFoundError):
             root = Path(str(metadata.distribution(name).locate_file(""))).resolve()
             installed.append((name, root))
-    return next((name for name, root in installed if root == folder), installed[0][0] if installed else None)
+    only = installed[0][0] if len(installed) == 1 else None
+    return next((name for name, root in installed if root == folder), only)
 
 
 # -- quantized io ---------------------------------------------------------------------------
