@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import json
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -206,7 +207,8 @@ def main() -> None:
           f"{info.get('mhz')} MHz), {info['machine']}, ISA {' '.join(info.get('isa', []))}, "
           f"{args.threads} threads", flush=True)
     result: dict = {"machine": info}
-    result["floor"] = fl = measure_floor(args.threads)  # the same microbenchmark as `edgex bench --floor`
+    chain_folder = Path(tempfile.mkdtemp(prefix="edgex-floor-chains-"))  # written once, opened again below
+    result["floor"] = fl = measure_floor(args.threads, folder=chain_folder)  # as `edgex bench --floor`
     for row in fl["layers"]:
         print(f"floor {row['layer']:28s} " + "  ".join(f"{k} {v:6.1f} GMAC/s" for k, v in row["gmac_per_s"].items())
               + "".join(f"  (no {note})" for note in row["unsupported"]), flush=True)
@@ -232,7 +234,8 @@ def main() -> None:
     scale = h * w / (299 * 299)
     samples = {name: np.random.default_rng(0).uniform(-1, 1, s).astype(np.float32) for name, s in shapes.items()}
     timed = {name: _fixed_input(run, samples[name]) for name, run in runners.items()}
-    chains = _floor_chains(fl, args.threads, timed)
+    chains = _floor_chains(fl, args.threads, timed, chain_folder)
+    shutil.rmtree(chain_folder)  # the sessions hold their models
     times = latency_in_blocks(timed, None, rounds=args.rounds, block=args.block)
     rows = {name: {"p50": statistics.median(ms), "p90": float(np.percentile(ms, 90)), "runs": len(ms)}
             for name, ms in times.items() if name not in chains}
@@ -259,20 +262,19 @@ def main() -> None:
     return _write(args.json, result)
 
 
-def _floor_chains(floor: dict, threads: int, timed: dict) -> dict[str, tuple[str, float]]:
-    """Add every pointwise chain the floor timed (each runtime, each kind) to `timed`; returns {runner name:
-    (kind, chain GMAC)}. All of them, not the floor's best alone: on a noisy machine the best of one period is
-    not always the best of the next."""
+def _floor_chains(floor: dict, threads: int, timed: dict, folder: Path) -> dict[str, tuple[str, float]]:
+    """Add every pointwise chain the floor timed (each runtime, each kind; their models in `folder`) to `timed`;
+    returns {runner name: (kind, chain GMAC)}. All of them, not the floor's best alone: on a noisy machine the
+    best of one period is not always the best of the next."""
     chains = {}
-    with tempfile.TemporaryDirectory(prefix="edgex-floor-chains-") as folder:  # the sessions hold their models
-        for row in floor["layers"]:
-            if not row["layer"].startswith("pointwise"):
-                continue
-            runs, x, gmac = open_chains(row["layer"], threads, Path(folder))
-            for key, run in runs.items():
-                name = f"floor {key} {row['layer'].split()[1]}"
-                timed[name] = _fixed_input(run, x)
-                chains[name] = (key.split("/")[0], gmac)
+    for row in floor["layers"]:
+        if not row["layer"].startswith("pointwise"):
+            continue
+        runs, _, x, gmac = open_chains(row["layer"], threads, folder)
+        for key, run in runs.items():
+            name = f"floor {key} {row['layer'].split()[1]}"
+            timed[name] = _fixed_input(run, x)
+            chains[name] = (key.split("/")[0], gmac)
     return chains
 
 

@@ -131,15 +131,15 @@ def _stem_convs(graph, constants, graph_input):
     outputs = {o.name for o in graph.output}
     touched = {entry.output[0], *(q.output[0] for q in quantizers),
                *(n.output[0] for q in quantizers for n in readers.get(q.output[0], []))}
-    if len(channels) != 1 or touched & outputs or not all(_weight_read_once(graph, constants, c) for c in convs):
+    if len(channels) != 1 or touched & outputs or not all(_weight_read_once(graph, constants, c, readers)
+                                                          for c in convs):
         return None  # a graph output would change shape; a shared weight would be padded twice
     return entry, convs, channels.pop()
 
 
-def _weight_read_once(graph, constants, conv) -> bool:
+def _weight_read_once(graph, constants, conv, readers: dict[str, list]) -> bool:
     """Whether a conv's weight (and its DequantizeLinear) feed that conv alone."""
     weight, dequantize = _weight_source(graph, constants, conv.input[1])
-    readers = readers_of(graph)
     names = [conv.input[1]] + ([weight.name] if dequantize is not None else [])
     return weight is not None and all(len(readers.get(name, [])) == 1 for name in names)
 

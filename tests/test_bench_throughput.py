@@ -114,7 +114,7 @@ def test_streams_must_be_positive(tiny_artifacts):
 def test_a_floor_chain_opens_alone_for_timing_beside_artifacts(tmp_path):
     from edgex.bench.floor import CHAIN, open_chains
 
-    runs, x, gmac = open_chains("pointwise 256->256 @74x74", 1, tmp_path)
+    runs, _, x, gmac = open_chains("pointwise 256->256 @74x74", 1, tmp_path)
     assert {"f32/onnxruntime", "int8/onnxruntime"} <= set(runs)
     assert x.shape == (1, 256, 74, 74) and gmac == pytest.approx(CHAIN * 256 * 256 * 74 * 74 / 1e9)
     out = runs["int8/onnxruntime"](x)

@@ -15,7 +15,6 @@ the same QDQ model where its CPU plugin can compile it), each runtime with its d
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
@@ -72,30 +71,38 @@ def _quantize(f32: Path, q8: Path, x: np.ndarray) -> None:
 
 
 def chain_files(layer: str, folder: Path) -> tuple[Path, Path, np.ndarray, float]:
-    """(f32 model, int8 model, input, GMAC) of one of LAYERS' chains, written into `folder`."""
+    """(f32 model, int8 model, input, GMAC) of one of LAYERS' chains in `folder`, written there unless an
+    earlier call did (the input is the same seeded array either way)."""
     import onnx
 
     name, cin, cout, size, groups = next(row for row in LAYERS if row[0] == layer)
     k = 3 if groups > 1 else 1
     gmac = CHAIN * cout * (cin // groups) * k * k * size * size / 1e9
-    f32, q8 = folder / f"{name.split()[0]}-{cin}-{size}-f32.onnx", folder / f"{name.split()[0]}-{cin}-{size}-int8.onnx"
-    onnx.save(conv_chain(cin, cout, size, groups), f32)
+    stem = f"{name.split()[0]}-{cin}-{size}"
+    f32, q8 = folder / f"{stem}-f32.onnx", folder / f"{stem}-int8.onnx"
     x = np.random.default_rng(1).standard_normal((1, cin, size, size)).astype(np.float32)
-    _quantize(f32, q8, x)
+    if not q8.is_file():
+        onnx.save(conv_chain(cin, cout, size, groups), f32)
+        _quantize(f32, q8, x)
     return f32, q8, x, gmac
 
 
-def open_chains(layer: str, threads: int, folder: Path) -> tuple[dict, np.ndarray, float]:
-    """({key: run} for every runtime and kind that opens, e.g. "int8/onnxruntime"; input; GMAC) of one layer's
-    chain, so a benchmark can time them in the same turns as the artifacts it holds to the floor."""
+def open_chains(layer: str, threads: int, folder: Path) -> tuple[dict, list[str], np.ndarray, float]:
+    """({key: run} for every runtime and kind that opens, e.g. "int8/onnxruntime"; why the others do not, where
+    the runtime is there; input; GMAC) of one layer's chain, for the floor and for a benchmark that times the
+    chains in the same turns as the artifacts it holds to the floor."""
     from edgex.bench.runner import RunnerError
 
     f32, q8, x, gmac = chain_files(layer, folder)
-    runs = {}
+    runs, unsupported = {}, []
     for key, opener in _openers(f32, q8, threads).items():
-        with contextlib.suppress(RunnerError):
+        try:
             runs[key] = opener()
-    return runs, x, gmac
+        except RunnerError as error:
+            if error.kind != "missing_runtime":  # e.g. no OpenVINO kernel for ORT's QDQ pattern here
+                why = str(error.__cause__ or error).strip().splitlines()[-1]
+                unsupported.append(f"{key}: {why[:80]}")
+    return runs, unsupported, x, gmac
 
 
 def _openers(f32: Path, q8: Path, threads: int) -> dict:
@@ -125,23 +132,14 @@ def _time_in_turns(runners: dict, x: np.ndarray, runs: int, rounds: int = 3) -> 
     return {name: statistics.median(ms) for name, ms in times.items()}
 
 
-def measure_floor(threads: int, runs: int = 30) -> dict:
+def measure_floor(threads: int, runs: int = 30, folder: Path | None = None) -> dict:
     """GMAC/s of each layer kind per precision and runtime, the best pointwise rate per precision, and which
-    chain gave it (`best_chain`, for the report)."""
-    from edgex.bench.runner import RunnerError
-
+    chain gave it (`best_chain`, for the report). The chains are written into `folder` when given (a caller
+    that opens them again reuses them), else into a temporary one."""
     layers = []
     with tempfile.TemporaryDirectory(prefix="edgex-floor-") as tmp:
         for name, *_ in LAYERS:
-            f32, q8, x, gmac = chain_files(name, Path(tmp))
-            runners, unsupported = {}, []
-            for key, opener in _openers(f32, q8, threads).items():
-                try:
-                    runners[key] = opener()
-                except RunnerError as error:
-                    if error.kind != "missing_runtime":  # e.g. no OpenVINO kernel for ORT's QDQ pattern here
-                        why = str(error.__cause__ or error).strip().splitlines()[-1]
-                        unsupported.append(f"{key}: {why[:80]}")
+            runners, unsupported, x, gmac = open_chains(name, threads, folder or Path(tmp))
             medians = _time_in_turns(runners, x, runs)
             layers.append({"layer": name, "gmac": gmac, "unsupported": unsupported,
                            "gmac_per_s": {key: gmac / (ms / 1000) for key, ms in medians.items()}})
